@@ -1,0 +1,107 @@
+"""Avro single-object encoding of canonical events (Avro spec, "Single object encoding").
+
+Each message is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer
+schema's Parsing Canonical Form + the Avro binary body. The fingerprint tells a consumer which
+schema version wrote every message; an unknown fingerprint is a ``DecodeError`` (dead letter),
+never a guess. fastavro has no built-in single-object codec, so the header is built here once
+per schema.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import fastavro
+import fastavro.schema
+
+from core.errors import DecodeError, NormaliseError
+from core.event import CanonicalEvent, event_from_dict, format_time
+
+__all__ = ["SCHEMA_VERSIONS", "WRITER_VERSION", "decode_event", "encode_event", "schema_fingerprint"]
+
+MAGIC = b"\xc3\x01"
+#: largest message we try to decode; larger ones are dead-lettered as ``oversized``
+MAX_MESSAGE_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class _SchemaVersion:
+    version: int
+    parsed: Any
+    fingerprint: bytes  # 8 bytes, little-endian, as on the wire
+
+
+def _load(version: int) -> _SchemaVersion:
+    text = resources.files("core.schemas").joinpath(f"canonical-event-v{version}.avsc").read_text()
+    raw = json.loads(text)
+    parsed = fastavro.parse_schema(raw)
+    pcf = fastavro.schema.to_parsing_canonical_form(raw)
+    fp_hex = fastavro.schema.fingerprint(pcf, "CRC-64-AVRO")
+    # fastavro prints the 64-bit fingerprint big-endian in hex; the wire wants little-endian.
+    fp = int(fp_hex, 16).to_bytes(8, "big")[::-1]
+    return _SchemaVersion(version, parsed, fp)
+
+
+WRITER_VERSION = 1
+SCHEMA_VERSIONS: dict[int, _SchemaVersion] = {1: _load(1)}
+_BY_FINGERPRINT = {sv.fingerprint: sv for sv in SCHEMA_VERSIONS.values()}
+
+
+def schema_fingerprint(version: int = WRITER_VERSION) -> bytes:
+    """The 8-byte CRC-64-AVRO fingerprint (wire order) of a schema version."""
+    return SCHEMA_VERSIONS[version].fingerprint
+
+
+def _micros(t: datetime) -> int:
+    return int((t - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000 + t.microsecond
+
+
+def encode_event(event: CanonicalEvent) -> bytes:
+    """Single-object-encoded Avro bytes of ``event`` under the current writer schema."""
+    sv = SCHEMA_VERSIONS[WRITER_VERSION]
+    d = event.to_dict()
+    d["occurred_at"] = event.occurred_at
+    if event.approval is not None:
+        d["approval"]["expires_at"] = event.approval.expires_at
+    buf = io.BytesIO()
+    buf.write(MAGIC)
+    buf.write(sv.fingerprint)
+    fastavro.schemaless_writer(buf, sv.parsed, d)
+    return buf.getvalue()
+
+
+def decode_event(data: bytes, *, where: str = "message") -> CanonicalEvent:
+    """Decode single-object-encoded Avro; every failure is a ``DecodeError`` with a reason code."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"{where}: {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}", reason="oversized")
+    if len(data) < 10 or data[:2] != MAGIC:
+        raise DecodeError(f"{where}: not Avro single-object encoding (no C3 01 header)", reason="bad-header")
+    sv = _BY_FINGERPRINT.get(bytes(data[2:10]))
+    if sv is None:
+        raise DecodeError(
+            f"{where}: unknown schema fingerprint {bytes(data[2:10]).hex()}; known: "
+            + ", ".join(f"v{v.version}={v.fingerprint.hex()}" for v in SCHEMA_VERSIONS.values()),
+            reason="unknown-schema",
+        )
+    buf = io.BytesIO(data)
+    buf.seek(10)
+    try:
+        rec = fastavro.schemaless_reader(buf, sv.parsed, None)
+    except Exception as exc:  # fastavro raises a zoo of EOFError/ValueError/UnicodeDecodeError/…
+        raise DecodeError(f"{where}: bad Avro body: {type(exc).__name__}: {exc}", reason="bad-avro") from exc
+    if buf.tell() != len(data):
+        raise DecodeError(f"{where}: {len(data) - buf.tell()} trailing bytes after the Avro body", reason="bad-avro")
+    assert isinstance(rec, dict)
+    rec["occurred_at"] = format_time(rec["occurred_at"])
+    ap = rec.get("approval")
+    if ap is not None and ap.get("expires_at") is not None:
+        ap["expires_at"] = format_time(ap["expires_at"])
+    try:
+        return event_from_dict(rec, where=where)
+    except NormaliseError as exc:
+        raise DecodeError(str(exc), reason="schema") from None

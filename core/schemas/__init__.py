@@ -1,0 +1,1 @@
+"""Versioned Avro schemas (data files)."""

@@ -1,0 +1,1 @@
+"""dashboard package (see docs/design/dashboard.md)."""

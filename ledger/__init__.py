@@ -1,0 +1,1 @@
+"""ledger package (see docs/design/ledger.md)."""

@@ -1,0 +1,3 @@
+from railbook.cli import main
+
+main()

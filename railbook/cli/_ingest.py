@@ -1,0 +1,1 @@
+"""``railbook ingest``, ``why``, ``violations``, ``demo`` (filled in by the integrator)."""
