@@ -50,6 +50,7 @@ def main(ctx: click.Context, config_path: str | None, ledger_path: str | None, v
 # One module per area; each adds its commands to ``main``. Listed here, in one place.
 _COMMAND_MODULES = (
     "railbook.cli._ingest",
+    "railbook.cli._bench",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name)
