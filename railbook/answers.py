@@ -1,0 +1,116 @@
+"""The auditor's answers, as plain dicts (what ``--json`` prints and the text view renders).
+
+Works over anything with the ledger's read API (``ledger.Ledger`` or ``ledger.SegmentReader``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import ProofError
+
+__all__ = ["ATTRIBUTION_FIELDS", "attribution", "violation_row"]
+
+#: What rail 4 asks every agent-authored change to name.
+ATTRIBUTION_FIELDS = ("agent", "on_behalf_of", "task_or_prompt", "diff_sha256")
+
+
+def violation_row(entry: Any) -> dict[str, Any]:
+    """One violating entry as ``railbook violations --json`` prints it."""
+    e, d = entry.event, entry.decision
+    return {
+        "event_id": e.event_id,
+        "seq": entry.seq,
+        "occurred_at": e.to_dict()["occurred_at"],
+        "rails": list(d.rails),
+        "policies": list(d.policy_ids),
+        "severity": d.severity,
+        "titles": [r.title for r in d.reasons],
+        "actor": e.actor.id,
+        "actor_kind": e.actor.kind,
+        "on_behalf_of": e.actor.on_behalf_of,
+        "action": e.action,
+        "resource": e.resource.id,
+        "environment": e.resource.environment,
+        "policy_version": d.policy_version,
+    }
+
+
+def _grant(reader: Any, request_id: str) -> dict[str, Any] | None:
+    for entry in reader.entries(action="approval:Grant", limit=10_000):
+        ap = entry.event.approval
+        if ap is not None and ap.request_id == request_id:
+            return {
+                "event_id": entry.event.event_id,
+                "seq": entry.seq,
+                "approver": entry.event.actor.id,
+                "granted_at": entry.event.to_dict()["occurred_at"],
+                "scope": {"actor": ap.actor, "action": ap.action, "resource": ap.resource, "digest": ap.digest},
+                "expires_at": entry.event.to_dict()["approval"]["expires_at"],
+            }
+    return None
+
+
+def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
+    """Who did it, on whose instruction, under which task, with which approval; the decision; the record."""
+    entry = reader.get(event_id)
+    if entry is None:
+        return None
+    e, d = entry.event, entry.decision
+    c = e.change
+    missing = []
+    if e.actor.kind == "agent":
+        if not e.actor.on_behalf_of:
+            missing.append("on_behalf_of")
+        if not (c.task or c.prompt_sha256):
+            missing.append("task_or_prompt")
+        if not c.diff_sha256:
+            missing.append("diff_sha256")
+    approval: dict[str, Any] | None = None
+    if d.approval is not None:
+        approval = d.approval.to_dict()
+        if d.approval.request_id:
+            approval["grant"] = _grant(reader, d.approval.request_id)
+    record: dict[str, Any] = {
+        "seq": entry.seq,
+        "leaf_hash": entry.leaf_hash.hex(),
+        "chain_hash": entry.chain_hash.hex(),
+    }
+    prove = getattr(reader, "prove", None)
+    if prove is not None:
+        try:
+            record["inclusion"] = prove(event_id)
+        except ProofError as exc:
+            record["inclusion"] = {"error": str(exc)}
+    return {
+        "event_id": e.event_id,
+        "occurred_at": e.to_dict()["occurred_at"],
+        "source": e.source,
+        "actor": {
+            "id": e.actor.id,
+            "kind": e.actor.kind,
+            "session": e.actor.session,
+            "credential": e.actor.credential,
+        },
+        "on_behalf_of": e.actor.on_behalf_of,
+        "action": e.action,
+        "resource": {
+            "id": e.resource.id,
+            "type": e.resource.type,
+            "environment": e.resource.environment,
+            "account": e.resource.account,
+            "data_classes": list(e.resource.data_classes),
+        },
+        "change": {
+            "task": c.task,
+            "prompt_sha256": c.prompt_sha256,
+            "diff_sha256": c.diff_sha256,
+            "commit": c.commit,
+            "pull_request": c.pull_request,
+            "ticket": c.ticket,
+        },
+        "attribution_missing": missing,
+        "decision": d.to_dict(),
+        "approval": approval,
+        "record": record,
+    }
