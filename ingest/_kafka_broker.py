@@ -29,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import KafkaError
 
@@ -103,10 +104,19 @@ def fetch_jars(libs: Path | None = None, *, force: bool = False, quiet: bool = T
             f"install Maven (apt-get install maven), or put the jars in {libs} (RAILBOOK_KAFKA_LIBS)"
         )
     if not pom.exists():
-        raise KafkaError(f"cannot fetch the Kafka broker jars: {pom} not found (run from a Railbook checkout)")
+        raise KafkaError(
+            f"cannot fetch the Kafka broker jars: {pom} not found (run from a Railbook checkout)"
+        )
     libs.mkdir(parents=True, exist_ok=True)
-    cmd = [mvn, "-B", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
-           f"-DoutputDirectory={libs}"]
+    cmd = [
+        mvn,
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
     if quiet:
         cmd.insert(1, "-q")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -174,6 +184,8 @@ class LocalBroker:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Block until the broker answers a metadata request, or raise ``KafkaError`` with its log."""
+        from kafka import KafkaAdminClient  # here, so an import problem fails at once, not after timeout
+
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -185,7 +197,7 @@ class LocalBroker:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
                     pass
-                _probe_metadata(self.bootstrap)
+                _probe_metadata(KafkaAdminClient, self.bootstrap)
                 return
             except Exception as exc:  # not up yet: connection refused, no metadata, no controller
                 last = exc
@@ -218,11 +230,9 @@ class LocalBroker:
         self.stop()
 
 
-def _probe_metadata(bootstrap: str) -> None:
+def _probe_metadata(admin_client: Any, bootstrap: str) -> None:
     """One metadata round trip with a controller elected (KRaft answers TCP before it can serve)."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=2000)
+    admin = admin_client(bootstrap_servers=bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=2000)
     try:
         cluster = admin.describe_cluster()
         if cluster.get("controller_id") in (None, -1):
@@ -262,13 +272,22 @@ def start_broker(
     java = _java()
     classpath = str(libs / "*")
     jvm = [
-        java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-        "-Dlog4j2.disable.jmx=true", "-cp", classpath,
+        java,
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-Dlog4j2.disable.jmx=true",
+        "-cp",
+        classpath,
     ]
     fmt = subprocess.run(
         [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if fmt.returncode != 0:
         raise KafkaError(
@@ -278,7 +297,9 @@ def start_broker(
     try:
         broker.process = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in a test run reaches pytest, which then stops us cleanly
         )
     finally:
@@ -340,7 +361,8 @@ def _main(argv: list[str] | None = None) -> int:
             print(fetch_jars(quiet=False))
         elif args.cmd == "start":
             if _running(Path(args.dir)):
-                print(f"already running: {(Path(args.dir) / 'bootstrap').read_text().strip()}", file=sys.stderr)
+                running = (Path(args.dir) / "bootstrap").read_text().strip()
+                print(f"already running: {running}", file=sys.stderr)
                 return 1
             broker = start_broker(args.dir, port=args.port, heap=args.heap, detach=True)
             print(broker.bootstrap)

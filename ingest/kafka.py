@@ -30,6 +30,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.avro import encode_event
 from core.errors import KafkaError
+from ingest._kafka_decode import decode_message, message_where
+from ingest._kafka_topics import (
+    AVRO_CONTENT_TYPE,
+    CHECKPOINTS_TOPIC,
+    CONTENT_TYPE_HEADER,
+    DEADLETTERS_TOPIC,
+    DECISIONS_TOPIC,
+    EVENTS_TOPIC,
+    JSON_CONTENT_TYPE,
+    RAW_SOURCES,
+    RAW_TOPIC_PREFIX,
+    VIOLATIONS_TOPIC,
+    event_key,
+    raw_topic,
+    source_for_topic,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -46,52 +62,15 @@ __all__ = [
     "VIOLATIONS_TOPIC",
     "ProducerLike",
     "Publisher",
+    "decode_message",
     "event_key",
     "make_producer",
+    "message_where",
     "raw_topic",
     "source_for_topic",
 ]
 
 logger = logging.getLogger(__name__)
-
-EVENTS_TOPIC = "railbook.events"
-CHECKPOINTS_TOPIC = "railbook.checkpoints"
-DECISIONS_TOPIC = "railbook.decisions"
-VIOLATIONS_TOPIC = "railbook.violations"
-DEADLETTERS_TOPIC = "railbook.deadletters"
-RAW_TOPIC_PREFIX = "railbook.raw."
-#: sources whose original records travel on a raw topic of their own
-RAW_SOURCES: tuple[str, ...] = ("cloudtrail", "github", "k8s-audit", "claude-code", "mcp")
-
-#: header naming the schema of a message's value (consumers may route on it; decoding never trusts it)
-CONTENT_TYPE_HEADER = "content-type"
-AVRO_CONTENT_TYPE = b"application/vnd.railbook.event.v1+avro"
-JSON_CONTENT_TYPE = b"application/json"
-
-
-def raw_topic(source: str) -> str:
-    """The raw topic of a source: ``railbook.raw.cloudtrail``, …"""
-    if source not in RAW_SOURCES:
-        raise KafkaError(
-            f"no raw topic for source {source!r}; expected one of {', '.join(RAW_SOURCES)} "
-            "(canonical events go to railbook.events with publish())"
-        )
-    return RAW_TOPIC_PREFIX + source
-
-
-def source_for_topic(topic: str) -> str | None:
-    """``'event'`` for railbook.events, the source for a raw topic, ``None`` for anything else."""
-    if topic == EVENTS_TOPIC:
-        return "event"
-    if topic.startswith(RAW_TOPIC_PREFIX):
-        return topic[len(RAW_TOPIC_PREFIX):] or None
-    return None
-
-
-def event_key(event: CanonicalEvent) -> bytes:
-    """Partition key: the acting actor, or for an approval the actor it approves (see module doc)."""
-    actor = event.approval.actor if event.approval is not None else event.actor.id
-    return actor.encode("utf-8")
 
 
 class FutureLike(Protocol):
@@ -116,8 +95,13 @@ class ProducerLike(Protocol):
     def close(self, timeout: float | None = None) -> None: ...
 
 
-def _producer_config(bootstrap: str, client_id: str, connect_timeout: float,
-                     delivery_timeout: float, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+def _producer_config(
+    bootstrap: str,
+    client_id: str,
+    connect_timeout: float,
+    delivery_timeout: float,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "client_id": client_id,
@@ -127,20 +111,26 @@ def _producer_config(bootstrap: str, client_id: str, connect_timeout: float,
         "max_in_flight_requests_per_connection": 5,
         "linger_ms": 5,
         "batch_size": 256 * 1024,
-        "buffer_memory": 64 * 1024 * 1024,
         # kafka-python blocks 30 s by default when nobody answers; a CLI user wants to know sooner
         "bootstrap_timeout_ms": int(connect_timeout * 1000),
         "max_block_ms": int(max(connect_timeout, 1.0) * 2000),
         "request_timeout_ms": int(min(delivery_timeout, 30.0) * 1000),
         "delivery_timeout_ms": int(delivery_timeout * 1000),
     }
-    cfg["delivery_timeout_ms"] = max(cfg["delivery_timeout_ms"], cfg["request_timeout_ms"] + cfg["linger_ms"])
     cfg.update(extra or {})
+    # kafka-python refuses delivery_timeout_ms < request_timeout_ms + linger_ms
+    cfg["delivery_timeout_ms"] = max(cfg["delivery_timeout_ms"], cfg["request_timeout_ms"] + cfg["linger_ms"])
     return cfg
 
 
-def make_producer(bootstrap: str, *, client_id: str = "railbook-publisher", connect_timeout: float = 5.0,
-                  delivery_timeout: float = 30.0, extra: Mapping[str, Any] | None = None) -> ProducerLike:
+def make_producer(
+    bootstrap: str,
+    *,
+    client_id: str = "railbook-publisher",
+    connect_timeout: float = 5.0,
+    delivery_timeout: float = 30.0,
+    extra: Mapping[str, Any] | None = None,
+) -> ProducerLike:
     """A real ``KafkaProducer`` with Railbook's settings; ``KafkaError`` when no broker answers."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError as _KafkaPythonError
@@ -155,7 +145,9 @@ def make_producer(bootstrap: str, *, client_id: str = "railbook-publisher", conn
             "(for a local one: scripts/kafka-broker.sh start)"
         ) from exc
     except Exception as exc:  # bad config values surface as ValueError/AssertionError/KeyError
-        raise KafkaError(f"cannot create a Kafka producer for {bootstrap!r}: {type(exc).__name__}: {exc}") from exc
+        raise KafkaError(
+            f"cannot create a Kafka producer for {bootstrap!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     return producer
 
 
@@ -183,8 +175,13 @@ class Publisher:
         if producer is None:
             if not bootstrap:
                 raise KafkaError("Publisher needs a bootstrap address ('host:port') or a producer")
-            producer = make_producer(bootstrap, client_id=client_id, connect_timeout=connect_timeout,
-                                     delivery_timeout=delivery_timeout, extra=producer_config)
+            producer = make_producer(
+                bootstrap,
+                client_id=client_id,
+                connect_timeout=connect_timeout,
+                delivery_timeout=delivery_timeout,
+                extra=producer_config,
+            )
         self.bootstrap = bootstrap
         self.topic = topic
         self._producer = producer
@@ -201,8 +198,12 @@ class Publisher:
 
     def publish(self, event: CanonicalEvent) -> None:
         """Send one canonical event to the events topic, keyed by :func:`event_key`."""
-        self.send(self.topic, encode_event(event), key=event_key(event),
-                  headers=[(CONTENT_TYPE_HEADER, AVRO_CONTENT_TYPE)])
+        self.send(
+            self.topic,
+            encode_event(event),
+            key=event_key(event),
+            headers=[(CONTENT_TYPE_HEADER, AVRO_CONTENT_TYPE)],
+        )
 
     def publish_many(self, events: Iterable[CanonicalEvent]) -> int:
         """Send events in order; returns how many. Call :meth:`flush` to wait for delivery."""
@@ -212,8 +213,14 @@ class Publisher:
             n += 1
         return n
 
-    def publish_raw(self, source: str, record: bytes, *, key: bytes | str | None = None,
-                    headers: Mapping[str, str] | None = None) -> None:
+    def publish_raw(
+        self,
+        source: str,
+        record: bytes,
+        *,
+        key: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send one original source record (JSON bytes, as the source wrote it) to its raw topic.
 
         ``headers`` carry what travelled outside the body, e.g. GitHub's ``X-GitHub-Event``,
@@ -224,8 +231,14 @@ class Publisher:
         k = key.encode("utf-8") if isinstance(key, str) else key
         self.send(raw_topic(source), record, key=k, headers=hdrs)
 
-    def send(self, topic: str, value: bytes | None, *, key: bytes | None = None,
-             headers: Sequence[tuple[str, bytes]] = ()) -> None:
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         """Send any bytes to any topic (serve uses it for checkpoints, decisions and dead letters)."""
         if self._closed:
             raise KafkaError(f"publisher for {self.bootstrap!r} is closed; create a new one")
@@ -282,14 +295,17 @@ class Publisher:
         try:
             self._producer.close(timeout)
         except Exception as exc:
-            raise KafkaError(f"closing the producer for {self.bootstrap!r}: {type(exc).__name__}: {exc}") from exc
+            raise KafkaError(
+                f"closing the producer for {self.bootstrap!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         self.raise_delivery_errors()
 
     def __enter__(self) -> Publisher:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.flush()
             self.close()

@@ -159,7 +159,9 @@ def _ok_hash(h: bytes) -> bool:
     return isinstance(h, bytes | bytearray) and len(h) == HASH_SIZE
 
 
-def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
     """RFC 9162 §2.1.3.2: does ``proof`` show ``leaf_hash`` at ``index`` in the tree with ``root``?"""
     if not (_ok_hash(leaf_hash) and _ok_hash(root) and all(_ok_hash(p) for p in proof)):
         return False

@@ -61,7 +61,7 @@ class Verifier:
     @classmethod
     def parse(cls, text: str) -> Verifier:
         """Parse a verifier key string; raises ValueError naming what is wrong."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # base64 may itself contain '+'
         if len(parts) != 3:
             raise ValueError(f"verifier key {text.strip()[:80]!r}: expected '<name>+<hex id>+<base64 key>'")
         name, hex_id, b64 = parts
@@ -72,13 +72,15 @@ class Verifier:
         except (binascii.Error, ValueError) as exc:
             raise ValueError(f"verifier key for {name!r}: bad encoding ({exc})") from None
         if len(raw) != 33 or raw[0] != ALG_ED25519:
-            raise ValueError(f"verifier key for {name!r}: expected 0x01 + 32-byte Ed25519 key, got {len(raw)} bytes")
+            raise ValueError(
+                f"verifier key for {name!r}: expected 0x01 + 32-byte Ed25519 key, got {len(raw)} bytes"
+            )
         if len(kid) != 4 or kid != key_id(name, raw[1:]):
             raise ValueError(f"verifier key for {name!r}: key id {hex_id!r} does not match the key")
         return cls(name, kid, raw[1:])
 
     def encode(self) -> str:
-        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()}"
+        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(bytes([ALG_ED25519]) + self.public_key).decode()}"  # noqa: E501
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
@@ -106,7 +108,7 @@ class Signer:
 
     @classmethod
     def parse(cls, text: str) -> Signer:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
             raise ValueError("signer key: expected 'PRIVATE+KEY+<name>+<hex id>+<base64 key>'")
         name, hex_id, b64 = parts[2:]
@@ -129,7 +131,11 @@ class Signer:
     def verifier(self) -> Verifier:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-        pub = Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        pub = (
+            Ed25519PrivateKey.from_private_bytes(self.seed)
+            .public_key()
+            .public_bytes(Encoding.Raw, PublicFormat.Raw)
+        )
         return Verifier(self.name, key_id(self.name, pub), pub)
 
     def sign(self, text: bytes) -> bytes:
@@ -184,8 +190,10 @@ def open_note(note: str, verifier: Verifier) -> str:
     if not mine:
         names = ", ".join(f"{s.name}+{s.key_id.hex()}" for s in sigs)
         raise ValueError(
-            f"note is not signed by the expected key {verifier.name}+{verifier.key_id.hex()} (signed by: {names})"
+            f"note is not signed by the expected key {verifier.name}+{verifier.key_id.hex()} (signed by: {names})"  # noqa: E501
         )
     if not any(verifier.verify(text.encode(), s.signature) for s in mine):
-        raise ValueError(f"signature by {verifier.name}+{verifier.key_id.hex()} does not verify: the note was altered")
+        raise ValueError(
+            f"signature by {verifier.name}+{verifier.key_id.hex()} does not verify: the note was altered"
+        )
     return text

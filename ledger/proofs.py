@@ -161,7 +161,7 @@ class CompactRange:
         return cls(size, list(fetch(ids)) if ids else [])
 
     def append(self, leaf_hash: bytes, out: list[tuple[int, int, bytes]] | None = None) -> None:
-        """Add one leaf; new complete interior nodes ``(level, index, hash)`` go to ``out`` in position order."""
+        """Add one leaf; new complete interior nodes ``(level, index, hash)`` go to ``out`` in position order."""  # noqa: E501
         border = self._border
         cur = leaf_hash
         size = self.size

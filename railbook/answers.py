@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import ProofError
+from core.errors import LedgerError
+from ledger import Ledger, prove
 
 __all__ = ["ATTRIBUTION_FIELDS", "attribution", "violation_row"]
 
@@ -51,6 +52,22 @@ def _grant(reader: Any, request_id: str) -> dict[str, Any] | None:
     return None
 
 
+def _prompt_event(reader: Any, event: Any) -> dict[str, Any] | None:
+    """The user prompt an agent action answered, when the runtime links them (Claude Code ``prompt_id``)."""
+    prompt_id = event.attributes.get("prompt_id")
+    if not prompt_id or not event.actor.session:
+        return None
+    entry = reader.get(f"{event.source}:{event.actor.session}:prompt:{prompt_id}")
+    if entry is None:
+        return None
+    return {
+        "event_id": entry.event.event_id,
+        "seq": entry.seq,
+        "prompt_sha256": entry.event.change.prompt_sha256,
+        "submitted_at": entry.event.to_dict()["occurred_at"],
+    }
+
+
 def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
     """Who did it, on whose instruction, under which task, with which approval; the decision; the record."""
     entry = reader.get(event_id)
@@ -62,10 +79,11 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
     if e.actor.kind == "agent":
         if not e.actor.on_behalf_of:
             missing.append("on_behalf_of")
-        if not (c.task or c.prompt_sha256):
+        if not (c.task or c.prompt_sha256 or prompt):
             missing.append("task_or_prompt")
         if not c.diff_sha256:
             missing.append("diff_sha256")
+    prompt = _prompt_event(reader, e) if not c.prompt_sha256 else None
     approval: dict[str, Any] | None = None
     if d.approval is not None:
         approval = d.approval.to_dict()
@@ -76,11 +94,10 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
         "leaf_hash": entry.leaf_hash.hex(),
         "chain_hash": entry.chain_hash.hex(),
     }
-    prove = getattr(reader, "prove", None)
-    if prove is not None:
+    if isinstance(reader, Ledger):
         try:
-            record["inclusion"] = prove(event_id)
-        except ProofError as exc:
+            record["inclusion"] = prove(reader, event_id)
+        except LedgerError as exc:
             record["inclusion"] = {"error": str(exc)}
     return {
         "event_id": e.event_id,
@@ -109,6 +126,7 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
             "pull_request": c.pull_request,
             "ticket": c.ticket,
         },
+        "prompt_event": prompt,
         "attribution_missing": missing,
         "decision": d.to_dict(),
         "approval": approval,

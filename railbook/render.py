@@ -35,7 +35,11 @@ def print_attribution(a: dict[str, Any]) -> None:
     t.add_row("on behalf of", _v(a["on_behalf_of"]))
     ch = a["change"]
     t.add_row("task", _v(ch["task"]))
-    t.add_row("prompt sha256", _v(ch["prompt_sha256"]))
+    pe = a.get("prompt_event")
+    if ch["prompt_sha256"] or not pe:
+        t.add_row("prompt sha256", _v(ch["prompt_sha256"]))
+    else:
+        t.add_row("prompt", f"{pe['prompt_sha256']} (submitted {pe['submitted_at']}, ledger seq {pe['seq']})")
     t.add_row("diff sha256", _v(ch["diff_sha256"]))
     for key in ("commit", "pull_request", "ticket"):
         if ch[key]:

@@ -50,7 +50,14 @@ def main(ctx: click.Context, config_path: str | None, ledger_path: str | None, v
 # One module per area; each adds its commands to ``main``. Listed here, in one place.
 _COMMAND_MODULES = (
     "railbook.cli._ingest",
+    "railbook.cli._demo",
     "railbook.cli._bench",
+    "railbook.cli._policy",
+    "railbook.cli._ledger",
+    "railbook.cli._kafka",
+    "railbook.cli._gate",
+    "railbook.cli._dashboard",
+    "railbook.cli._service",
 )
 for _name in _COMMAND_MODULES:
     importlib.import_module(_name)

@@ -42,12 +42,16 @@ def test_proof_vectors_build_and_verify() -> None:
         i, n = p["leaf_index_0based"], p["tree_size"]
         want = [bytes.fromhex(h) for h in p["proof_hex"]]
         assert merkle.inclusion_proof(leaves[:n], i) == want
-        assert merkle.verify_inclusion(bytes.fromhex(p["leaf_hash_hex"]), i, n, want, bytes.fromhex(p["root_hex"]))
+        assert merkle.verify_inclusion(
+            bytes.fromhex(p["leaf_hash_hex"]), i, n, want, bytes.fromhex(p["root_hex"])
+        )
     for p in v["consistency_proofs"]:
         m, n = p["size1"], p["size2"]
         want = [bytes.fromhex(h) for h in p["proof_hex"]]
         assert merkle.consistency_proof(leaves[:n], m) == want
-        assert merkle.verify_consistency(m, n, bytes.fromhex(p["root1_hex"]), bytes.fromhex(p["root2_hex"]), want)
+        assert merkle.verify_consistency(
+            m, n, bytes.fromhex(p["root1_hex"]), bytes.fromhex(p["root2_hex"]), want
+        )
 
 
 def _b64(s: str | None) -> bytes:
@@ -175,7 +179,7 @@ def test_any_single_bit_change_breaks_a_consistency_proof(n: int, data: st.DataO
     else:
         k = data.draw(st.integers(0, 6))
         m2 = m ^ (1 << k)
-        if 0 < m2 and m2 != m:
+        if m2 > 0 and m2 != m:
             assert not merkle.verify_consistency(m2, n, old, new, proof)
 
 

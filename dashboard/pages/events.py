@@ -1,0 +1,5 @@
+"""The Events page (rendering lives in dashboard._ui_browse)."""
+
+from dashboard._ui_browse import render_events
+
+render_events()

@@ -1,0 +1,208 @@
+"""Read-side queries shared by the live ``Ledger`` and the ``SegmentReader`` (internal).
+
+Every function takes a DuckDB connection and the name of a relation with the entries schema (the
+``entries`` table, or a view over published Parquet segments). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from ledger.entry import Entry
+
+__all__ = ["ENTRY_COLUMNS", "entries", "find", "get", "iter_entries", "stats", "violations"]
+
+ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
+
+
+def _rows_to_entries(rows: Sequence[tuple[Any, ...]]) -> list[Entry]:
+    return [Entry.from_row(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def get(con: duckdb.DuckDBPyConnection, rel: str, event_id: str) -> Entry | None:
+    rows = con.execute(f"SELECT {ENTRY_COLUMNS} FROM {rel} WHERE event_id = ?", [event_id]).fetchall()
+    return _rows_to_entries(rows)[0] if rows else None
+
+
+def get_seq(con: duckdb.DuckDBPyConnection, rel: str, seq: int) -> Entry | None:
+    rows = con.execute(f"SELECT {ENTRY_COLUMNS} FROM {rel} WHERE seq = ?", [seq]).fetchall()
+    return _rows_to_entries(rows)[0] if rows else None
+
+
+def iter_entries(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    *,
+    from_seq: int = 0,
+    actions: Sequence[str] | None = None,
+    batch: int = 2000,
+) -> Iterator[Entry]:
+    """Stream entries in seq order, in pages (keyset pagination: memory stays flat)."""
+    cur = from_seq
+    where_actions = " AND action IN (SELECT unnest(?))" if actions else ""
+    while True:
+        params: list[Any] = [cur]
+        if actions:
+            params.append(list(actions))
+        params.append(batch)
+        rows = con.execute(
+            f"SELECT {ENTRY_COLUMNS} FROM {rel} WHERE seq >= ?{where_actions} ORDER BY seq LIMIT ?", params
+        ).fetchall()
+        if not rows:
+            return
+        yield from _rows_to_entries(rows)
+        cur = int(rows[-1][0]) + 1
+
+
+def _like(value: str) -> tuple[str, str]:
+    """``=`` for a plain value, ``LIKE`` when it has a ``*`` glob."""
+    if "*" in value:
+        return "LIKE", value.replace("%", r"\%").replace("_", r"\_").replace("*", "%")
+    return "=", value
+
+
+def entries(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    *,
+    source: str | None = None,
+    actor: str | None = None,
+    kind: str | None = None,
+    action: str | None = None,
+    environment: str | None = None,
+    outcome: str | None = None,
+    rail: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    ascending: bool = False,
+) -> list[Entry]:
+    """Filtered entries, newest first (``ascending`` for oldest first). ``*`` globs in actor/action."""
+    where: list[str] = []
+    params: list[Any] = []
+    for col, val in (
+        ("source", source),
+        ("actor_kind", kind),
+        ("environment", environment),
+        ("outcome", outcome),
+    ):
+        if val is not None:
+            where.append(f"{col} = ?")
+            params.append(val)
+    if actor is not None:
+        op, v = _like(actor)
+        where.append(f"(actor_id {op} ? OR on_behalf_of {op} ?)")
+        params += [v, v]
+    if action is not None:
+        op, v = _like(action)
+        where.append(f"action {op} ?")
+        params.append(v)
+    if rail is not None:
+        where.append("list_contains(rails, ?)")
+        params.append(int(rail))
+    if since is not None:
+        where.append("occurred_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("occurred_at < ?")
+        params.append(until)
+    if text:
+        where.append("contains(lower(decode(entry)), lower(?))")
+        params.append(text)
+    sql = f"SELECT {ENTRY_COLUMNS} FROM {rel}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ? OFFSET ?"
+    params += [int(limit), int(offset)]
+    return _rows_to_entries(con.execute(sql, params).fetchall())
+
+
+def violations(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    *,
+    rail: int | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
+) -> list[Entry]:
+    return entries(con, rel, outcome="deny", rail=rail, since=since, limit=limit)
+
+
+def find(
+    con: duckdb.DuckDBPyConnection,
+    rel: str,
+    *,
+    commit: str | None = None,
+    pull_request: str | None = None,
+    resource: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 10000,
+) -> list[Entry]:
+    """Entries about a change (all given filters must hold), oldest first, plus the approval events
+    whose grants those entries used (the attribution chain an auditor asks for)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if commit is not None:
+        where.append('("commit" = ? OR starts_with("commit", ?))' if len(commit) >= 7 else '"commit" = ?')
+        params += [commit, commit] if len(commit) >= 7 else [commit]
+    if pull_request is not None:
+        where.append("pull_request = ?")
+        params.append(pull_request)
+    if resource is not None:
+        where.append("resource_id = ?")
+        params.append(resource)
+    if since is not None:
+        where.append("occurred_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("occurred_at < ?")
+        params.append(until)
+    if not where:
+        raise ValueError("find() needs at least one of commit, pull_request, resource, since, until")
+    cond = " AND ".join(where)
+    sql = (
+        f"WITH hit AS (SELECT * FROM {rel} WHERE {cond}) "
+        f"SELECT {ENTRY_COLUMNS} FROM hit "
+        f"UNION SELECT {ENTRY_COLUMNS} FROM {rel} WHERE request_id IS NOT NULL AND action LIKE 'approval:%' "
+        f"AND request_id IN (SELECT approval_used FROM hit WHERE approval_used IS NOT NULL) "
+        f"ORDER BY seq LIMIT ?"
+    )
+    return _rows_to_entries(con.execute(sql, [*params, int(limit)]).fetchall())
+
+
+def stats(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, Any]:
+    """Counts for overviews: size, violations by rail and severity, agents, sources."""
+    size, violations_n, agents, first, last = con.execute(
+        f"SELECT count(*), count(*) FILTER (outcome = 'deny'), "
+        f"count(DISTINCT actor_id) FILTER (actor_kind = 'agent'), min(occurred_at), max(occurred_at) FROM {rel}"  # noqa: E501
+    ).fetchone() or (0, 0, 0, None, None)
+    by_rail = dict(
+        con.execute(
+            f"SELECT r, count(*) FROM (SELECT unnest(rails) AS r FROM {rel} WHERE outcome = 'deny') GROUP BY r ORDER BY r"  # noqa: E501
+        ).fetchall()
+    )
+    by_sev = dict(
+        con.execute(
+            f"SELECT severity, count(*) FROM {rel} WHERE outcome = 'deny' GROUP BY severity ORDER BY severity"
+        ).fetchall()
+    )
+    by_source = dict(
+        con.execute(f"SELECT source, count(*) FROM {rel} GROUP BY source ORDER BY source").fetchall()
+    )
+    return {
+        "size": int(size),
+        "violations": int(violations_n),
+        "violations_by_rail": {int(k): int(v) for k, v in by_rail.items()},
+        "violations_by_severity": {str(k): int(v) for k, v in by_sev.items()},
+        "active_agents": int(agents),
+        "events_by_source": {str(k): int(v) for k, v in by_source.items()},
+        "first_event_at": first,
+        "last_event_at": last,
+    }

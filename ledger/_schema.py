@@ -1,0 +1,55 @@
+"""DuckDB schema of the ledger file and names of published segments (internal)."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "SEGMENT_GLOB", "parse_segment_name", "segment_name"]
+
+SCHEMA: tuple[str, ...] = (
+    # Entries: seq is the RFC 6962 leaf index. No index on seq: rows are appended in seq order, so
+    # DuckDB's per-row-group min/max pruning finds a seq in a few reads at any size, with flat memory.
+    """CREATE TABLE IF NOT EXISTS entries (
+        seq BIGINT NOT NULL,
+        event_id VARCHAR NOT NULL UNIQUE,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL,
+        source VARCHAR, actor_id VARCHAR, actor_kind VARCHAR, on_behalf_of VARCHAR, credential VARCHAR,
+        action VARCHAR, resource_id VARCHAR, resource_type VARCHAR, environment VARCHAR,
+        outcome VARCHAR, mode VARCHAR, rails INTEGER[], policies VARCHAR[], severity VARCHAR,
+        policy_version VARCHAR, "commit" VARCHAR, pull_request VARCHAR, task VARCHAR,
+        request_id VARCHAR, approval_used VARCHAR,
+        entry BLOB NOT NULL, leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL
+    )""",
+    # Complete interior subtrees (level >= 1) in completion order: pos = ledger.proofs.node_position.
+    """CREATE TABLE IF NOT EXISTS nodes (pos BIGINT NOT NULL, level TINYINT NOT NULL, idx BIGINT NOT NULL,
+        hash BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (tree_size BIGINT NOT NULL, root_hash BLOB NOT NULL,
+        note VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS offsets (group_id VARCHAR NOT NULL, topic VARCHAR NOT NULL,
+        part INTEGER NOT NULL, next_offset BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (group_id, topic, part))""",
+    "CREATE SEQUENCE IF NOT EXISTS dead_letter_ids START 1",
+    """CREATE TABLE IF NOT EXISTS dead_letters (id BIGINT NOT NULL, received_at TIMESTAMPTZ NOT NULL,
+        source VARCHAR, reason VARCHAR, detail VARCHAR, "where" VARCHAR, raw BLOB, truncated BOOLEAN)""",
+    "CREATE SEQUENCE IF NOT EXISTS alert_ids START 1",
+    """CREATE TABLE IF NOT EXISTS alerts (alert_id BIGINT NOT NULL, seq BIGINT NOT NULL,
+        event_id VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, rails INTEGER[], severity VARCHAR, policies VARCHAR[],
+        status VARCHAR NOT NULL, sink VARCHAR, attempts INTEGER NOT NULL, last_error VARCHAR,
+        updated_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS segments (start_seq BIGINT NOT NULL, end_seq BIGINT NOT NULL,
+        root_hash BLOB NOT NULL, path VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)""",
+)
+
+SEGMENT_GLOB = "entries-*.parquet"
+
+
+def segment_name(start: int, end: int, root: bytes) -> str:
+    """``entries-<start>-<end>-<root hex prefix>.parquet``: entries with start <= seq < end."""
+    return f"entries-{start:012d}-{end:012d}-{root.hex()[:16]}.parquet"
+
+
+def parse_segment_name(name: str) -> tuple[int, int, str]:
+    parts = name.removesuffix(".parquet").split("-")
+    if len(parts) != 4 or parts[0] != "entries":
+        raise ValueError(f"{name!r} is not a segment name (entries-<start>-<end>-<root>.parquet)")
+    return int(parts[1]), int(parts[2]), parts[3]

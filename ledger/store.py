@@ -1,0 +1,568 @@
+"""The ledger on DuckDB: the only module that writes the database (STYLE.md rule 4).
+
+One process owns the file for its whole life (DuckDB locks it; DESIGN.md "Facts measured"). Each
+``append`` is one transaction holding the entries, their new interior tree nodes, dead letters,
+Kafka offsets and alert-outbox rows, so a crash never loses or duplicates an event. After the
+commit, a checkpoint is signed when due; it is stored, appended to the external checkpoints file,
+and the entries it covers are published as an immutable Parquet segment for readers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
+from core.event import format_time
+from ledger import _query
+from ledger._schema import SCHEMA, SEGMENT_GLOB, segment_name
+from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
+from ledger.entry import (
+    GENESIS_CHAIN,
+    AppendResult,
+    DeadLetterRow,
+    Entry,
+    chain_hash,
+    encode_entry,
+    index_columns,
+)
+from ledger.keys import keygen, load_signer
+from ledger.merkle import leaf_hash as _leaf_hash
+from ledger.proofs import (
+    CompactRange,
+    NodeId,
+    consistency_proof_at,
+    inclusion_proof_at,
+    node_position,
+    root_at,
+)
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.deadletter import DeadLetter
+    from core.event import CanonicalEvent
+    from ledger.note import Signer, Verifier
+    from policy import Decision
+
+__all__ = ["Ledger", "open_connection"]
+
+logger = logging.getLogger(__name__)
+
+_ENTRY_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("event_id", pa.string()),
+        ("occurred_at", pa.timestamp("us", tz="UTC")),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("source", pa.string()),
+        ("actor_id", pa.string()),
+        ("actor_kind", pa.string()),
+        ("on_behalf_of", pa.string()),
+        ("credential", pa.string()),
+        ("action", pa.string()),
+        ("resource_id", pa.string()),
+        ("resource_type", pa.string()),
+        ("environment", pa.string()),
+        ("outcome", pa.string()),
+        ("mode", pa.string()),
+        ("rails", pa.list_(pa.int32())),
+        ("policies", pa.list_(pa.string())),
+        ("severity", pa.string()),
+        ("policy_version", pa.string()),
+        ("commit", pa.string()),
+        ("pull_request", pa.string()),
+        ("task", pa.string()),
+        ("request_id", pa.string()),
+        ("approval_used", pa.string()),
+        ("entry", pa.binary()),
+        ("leaf_hash", pa.binary()),
+        ("chain_hash", pa.binary()),
+    ]
+)
+_COLS = [f.name for f in _ENTRY_SCHEMA]
+_COL_LIST = ", ".join(f'"{c}"' for c in _COLS)
+
+
+def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, turning a lock conflict into ``LedgerLockedError``."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise LedgerLockedError(
+                f"ledger {str(path)!r} is held by another process (DuckDB allows one process per file). "
+                "Stop that process (e.g. 'railbook serve'), or read the published segments instead "
+                "('railbook verify --segments DIR', the dashboard)."
+            ) from exc
+        raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
+    except duckdb.Error as exc:
+        raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
+
+
+class Ledger:
+    """The append-only, Merkle-tree ledger. Use ``Ledger.open(config)``; a context manager."""
+
+    def __init__(self, config: Config, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
+        self.config = config
+        self._con = con
+        self.read_only = read_only
+        self.origin = config.ledger.origin
+        self._signer: Signer | None = None
+        #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
+        self.on_checkpoint: Callable[[Checkpoint], None] | None = None
+        row = con.execute("SELECT count(*), max(seq) FROM entries").fetchone()
+        count, max_seq = (int(row[0]), row[1]) if row else (0, None)
+        if max_seq is not None and int(max_seq) + 1 != count:
+            logger.warning(
+                "ledger entries are not contiguous count=%d max_seq=%s; run railbook verify", count, max_seq
+            )
+        self._size = int(max_seq) + 1 if max_seq is not None else 0
+        last = con.execute("SELECT chain_hash FROM entries WHERE seq = ?", [self._size - 1]).fetchone()
+        self._chain = bytes(last[0]) if last else GENESIS_CHAIN
+        self._tree = CompactRange.load(self._size, self._fetch_nodes)
+        cp = self.latest_checkpoint()
+        self._cp_size = cp.tree_size if cp else 0
+        self._cp_time = time.monotonic()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, config: Config, *, read_only: bool = False) -> Ledger:
+        """Open (and, for writing, create) the ledger at ``config.ledger_path``."""
+        path = config.ledger_path
+        if read_only and not path.exists():
+            raise LedgerError(
+                f"no ledger at {str(path)!r}; check --ledger / RAILBOOK_LEDGER, or ingest events first"
+            )
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = open_connection(path, read_only=read_only)
+        try:
+            if not read_only:
+                for stmt in SCHEMA:
+                    con.execute(stmt)
+            ledger = cls(config, con, read_only=read_only)
+            if not read_only:
+                ledger._signer = ledger._load_or_create_key()
+                ledger._sync_external()
+        except BaseException:
+            con.close()
+            raise
+        logger.debug("ledger opened path=%s tree_size=%d read_only=%s", path, ledger._size, read_only)
+        return ledger
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def size(self) -> int:
+        """Number of entries (the current tree size)."""
+        return self._size
+
+    def _load_or_create_key(self) -> Signer:
+        path = self.config.key_path
+        if not path.exists():
+            verifier = keygen(path, self.origin)
+            logger.warning("no signing key found; generated one path=%s verifier=%s", path, verifier.encode())
+        signer = load_signer(path)
+        if signer.name != self.origin:
+            raise SigningKeyError(
+                f"signing key {str(path)!r} is named {signer.name!r} but the ledger origin is {self.origin!r}; "  # noqa: E501
+                "use the key made for this ledger, or set [ledger] origin to the key's name"
+            )
+        return signer
+
+    def verifier(self) -> Verifier:
+        if self._signer is not None:
+            return self._signer.verifier()
+        from ledger.keys import load_verifier, public_key_path
+
+        pub = public_key_path(self.config.key_path)
+        return load_verifier(pub if pub.exists() else self.config.key_path)
+
+    # --- tree nodes --------------------------------------------------------------------------------
+
+    def _fetch_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        """NodeFetcher over the store: leaves from ``entries``, interior nodes from ``nodes`` by position."""
+        leaves = [i for lv, i in ids if lv == 0]
+        inner = [node_position(lv, i) for lv, i in ids if lv > 0]
+        got: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            for s, h in self._con.execute(
+                "SELECT seq, leaf_hash FROM entries WHERE seq IN (SELECT unnest(?))", [leaves]
+            ).fetchall():
+                got[(0, int(s))] = bytes(h)
+        if inner:
+            for lv, i, h in self._con.execute(
+                "SELECT level, idx, hash FROM nodes WHERE pos IN (SELECT unnest(?))", [inner]
+            ).fetchall():
+                got[(int(lv), int(i))] = bytes(h)
+        try:
+            return [got[(lv, i)] for lv, i in ids]
+        except KeyError as exc:
+            raise ProofError(
+                f"tree node {exc.args[0]} is missing from the ledger's node table; run 'railbook verify'"
+            ) from None
+
+    def root_at(self, tree_size: int) -> bytes:
+        if not 0 <= tree_size <= self._size:
+            raise ProofError(f"tree size {tree_size} is outside 0..{self._size}")
+        return root_at(tree_size, self._fetch_nodes)
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
+        if not 0 <= seq < tree_size <= self._size:
+            raise ProofError(
+                f"no inclusion proof for seq {seq} in a tree of size {tree_size} (ledger size {self._size})"
+            )
+        return inclusion_proof_at(seq, tree_size, self._fetch_nodes)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        if not 0 <= old_size <= new_size <= self._size:
+            raise ProofError(f"no consistency proof from {old_size} to {new_size} (ledger size {self._size})")
+        return consistency_proof_at(old_size, new_size, self._fetch_nodes)
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise LedgerError("the ledger was opened read-only; open it without read_only to append")
+
+    def existing(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of ``event_ids`` are already in the ledger."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return set()
+        rows = self._con.execute(
+            "SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def append(
+        self,
+        records: Sequence[tuple[CanonicalEvent, Decision]],
+        *,
+        dead_letters: Sequence[DeadLetter] = (),
+        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None = None,
+    ) -> AppendResult:
+        """Append a batch in one transaction (see the module docstring); duplicates are skipped and reported."""  # noqa: E501
+        self._writable()
+        already = self.existing(ev.event_id for ev, _ in records)
+        seen: set[str] = set()
+        fresh: list[tuple[CanonicalEvent, Decision]] = []
+        duplicates: list[str] = []
+        for ev, dec in records:
+            if ev.event_id in already or ev.event_id in seen:
+                duplicates.append(ev.event_id)
+            else:
+                seen.add(ev.event_id)
+                fresh.append((ev, dec))
+        now = datetime.now(UTC)
+        now_s = format_time(now)
+        tree = CompactRange(self._tree.size, self._tree.border())
+        chain = self._chain
+        cols: dict[str, list[Any]] = {c: [] for c in _COLS}
+        new_nodes: list[tuple[int, int, bytes]] = []
+        appended: list[tuple[int, str]] = []
+        alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
+        seq = self._size
+        for ev, dec in fresh:
+            entry = encode_entry(seq, now_s, ev, dec)
+            lh = _leaf_hash(entry)
+            chain = chain_hash(chain, lh)
+            tree.append(lh, new_nodes)
+            for k, v in index_columns(ev, dec).items():
+                cols[k].append(v)
+            cols["seq"].append(seq)
+            cols["ingested_at"].append(now)
+            cols["entry"].append(entry)
+            cols["leaf_hash"].append(lh)
+            cols["chain_hash"].append(chain)
+            appended.append((seq, ev.event_id))
+            if dec.outcome == "deny" and dec.mode == "detect":
+                alerts.append((seq, ev.event_id, list(dec.rails), dec.severity, list(dec.policy_ids)))
+            seq += 1
+        con = self._con
+        try:
+            con.execute("BEGIN TRANSACTION")
+            if appended:
+                batch = pa.Table.from_pydict(cols, schema=_ENTRY_SCHEMA)  # noqa: F841 (read by DuckDB)
+                con.execute(f"INSERT INTO entries ({_COL_LIST}) SELECT {_COL_LIST} FROM batch")
+            if new_nodes:
+                node_batch = pa.Table.from_pydict(  # noqa: F841
+                    {
+                        "pos": [node_position(lv, i) for lv, i, _ in new_nodes],
+                        "level": [lv for lv, _, _ in new_nodes],
+                        "idx": [i for _, i, _ in new_nodes],
+                        "hash": [h for _, _, h in new_nodes],
+                    },
+                    schema=pa.schema(
+                        [
+                            ("pos", pa.int64()),
+                            ("level", pa.int8()),
+                            ("idx", pa.int64()),
+                            ("hash", pa.binary()),
+                        ]
+                    ),
+                )
+                con.execute("INSERT INTO nodes SELECT * FROM node_batch")
+            if dead_letters:
+                self._insert_dead_letters(dead_letters)
+            if offsets:
+                self._upsert_offsets(offsets, now)
+            if alerts:
+                self._insert_alerts(alerts, now)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LedgerError(
+                f"ledger append of {len(fresh)} entries failed and was rolled back: {exc}"
+            ) from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._size, self._chain, self._tree = seq, chain, tree
+        if duplicates:
+            logger.info("duplicates skipped count=%d first=%s", len(duplicates), duplicates[0])
+        logger.debug("appended count=%d tree_size=%d", len(appended), seq)
+        cp = self.maybe_checkpoint()
+        return AppendResult(appended, duplicates, len(dead_letters), cp)
+
+    def _insert_alerts(
+        self, alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime
+    ) -> None:
+        t = pa.table(  # noqa: F841
+            {
+                "seq": pa.array([a[0] for a in alerts], pa.int64()),
+                "event_id": [a[1] for a in alerts],
+                "rails": pa.array([a[2] for a in alerts], pa.list_(pa.int32())),
+                "severity": pa.array([a[3] for a in alerts], pa.string()),
+                "policies": pa.array([a[4] for a in alerts], pa.list_(pa.string())),
+            }
+        )
+        self._con.execute(
+            "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, attempts, "  # noqa: E501
+            "updated_at) SELECT nextval('alert_ids'), seq, event_id, ?, rails, severity, policies, 'pending', 0, ? FROM t",  # noqa: E501
+            [now, now],
+        )
+
+    def _insert_dead_letters(self, dls: Sequence[DeadLetter]) -> None:
+        t = pa.table(  # noqa: F841
+            {
+                "received_at": pa.array([d.received_at for d in dls], pa.timestamp("us", tz="UTC")),
+                "source": [d.source for d in dls],
+                "reason": [d.reason for d in dls],
+                "detail": [d.detail for d in dls],
+                "where_": [d.where for d in dls],
+                "raw": pa.array([d.raw for d in dls], pa.binary()),
+                "truncated": [d.truncated for d in dls],
+            }
+        )
+        self._con.execute(
+            'INSERT INTO dead_letters (id, received_at, source, reason, detail, "where", raw, truncated) '
+            "SELECT nextval('dead_letter_ids'), received_at, source, reason, detail, where_, raw, truncated FROM t"  # noqa: E501
+        )
+
+    def _upsert_offsets(self, offsets: Mapping[str, Mapping[tuple[str, int], int]], now: datetime) -> None:
+        for group, parts in offsets.items():
+            for (topic, part), nxt in parts.items():
+                self._con.execute(
+                    "INSERT INTO offsets (group_id, topic, part, next_offset, updated_at) VALUES (?, ?, ?, ?, ?) "  # noqa: E501
+                    "ON CONFLICT (group_id, topic, part) DO UPDATE SET next_offset = excluded.next_offset, "
+                    "updated_at = excluded.updated_at",
+                    [group, topic, int(part), int(nxt), now],
+                )
+
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """Next offset to read per (topic, partition), as committed with the entries."""
+        rows = self._con.execute(
+            "SELECT topic, part, next_offset FROM offsets WHERE group_id = ?", [group]
+        ).fetchall()
+        return {(str(t), int(p)): int(o) for t, p, o in rows}
+
+    # --- checkpoints -------------------------------------------------------------------------------
+
+    def maybe_checkpoint(self) -> Checkpoint | None:
+        """Sign a checkpoint if ``checkpoint_every`` entries or ``checkpoint_seconds`` have passed."""
+        if self.read_only or self._size == self._cp_size:
+            return None
+        due = self._size - self._cp_size >= self.config.ledger.checkpoint_every or (
+            time.monotonic() - self._cp_time >= self.config.ledger.checkpoint_seconds
+        )
+        return self.checkpoint() if due else None
+
+    def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
+        """Sign, store, append to the checkpoints file and publish a segment. ``None`` if nothing new
+        (unless ``force``, which re-signs the current size)."""
+        self._writable()
+        if self._size == self._cp_size and not force:
+            return None
+        assert self._signer is not None
+        cp = sign_checkpoint(self._signer, self.origin, self._size, self._tree.root(), datetime.now(UTC))
+        self._con.execute(
+            "INSERT INTO checkpoints (tree_size, root_hash, note, created_at) VALUES (?, ?, ?, ?)",
+            [cp.tree_size, cp.root_hash, cp.signed_note_text, cp.created_at],
+        )
+        self._cp_size, self._cp_time = cp.tree_size, time.monotonic()
+        self._append_external(cp)
+        self._publish_segments(cp)
+        logger.info("checkpoint signed tree_size=%d root=%s", cp.tree_size, cp.root_hash.hex())
+        if self.on_checkpoint is not None:
+            try:
+                self.on_checkpoint(cp)
+            except Exception:  # a publisher outage must not fail the append that triggered it
+                logger.exception("checkpoint publisher failed tree_size=%d", cp.tree_size)
+        return cp
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._con.execute(
+            "SELECT note, created_at FROM checkpoints ORDER BY tree_size, created_at"
+        ).fetchall()
+        return [Checkpoint.from_note(n, c) for n, c in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        row = self._con.execute(
+            "SELECT note, created_at FROM checkpoints ORDER BY tree_size DESC, created_at DESC LIMIT 1"
+        ).fetchone()
+        return Checkpoint.from_note(row[0], row[1]) if row else None
+
+    def _append_external(self, cp: Checkpoint) -> None:
+        path = self.config.checkpoints_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(cp.to_line())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _sync_external(self) -> None:
+        """After a crash between commit and file append, copy the missing checkpoints out."""
+        path = self.config.checkpoints_file
+        have = {c.tree_size for c in read_checkpoints_file(path)} if path.exists() else set()
+        for cp in self.checkpoints():
+            if cp.tree_size not in have:
+                self._append_external(cp)
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            self._publish_segments(latest)
+
+    def _publish_segments(self, cp: Checkpoint) -> None:
+        seg_dir = self.config.segments_dir
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        row = self._con.execute("SELECT max(end_seq) FROM segments").fetchone()
+        start = int(row[0]) if row and row[0] is not None else 0
+        if start >= cp.tree_size:
+            return
+        final = seg_dir / segment_name(start, cp.tree_size, cp.root_hash)
+        tmp = final.with_name(final.name + ".tmp")
+        self._con.execute(
+            f"COPY (SELECT * FROM entries WHERE seq >= {start} AND seq < {cp.tree_size} ORDER BY seq) "
+            f"TO '{_sql_path(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+        )
+        os.replace(tmp, final)
+        self._con.execute(
+            "INSERT INTO segments (start_seq, end_seq, root_hash, path, created_at) VALUES (?, ?, ?, ?, ?)",
+            [start, cp.tree_size, cp.root_hash, final.name, datetime.now(UTC)],
+        )
+        logger.info("segment published path=%s start=%d end=%d", final, start, cp.tree_size)
+
+    # --- alert outbox ------------------------------------------------------------------------------
+
+    def pending_alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Alert rows not yet delivered (status pending or failed), oldest first."""
+        cur = self._con.execute(
+            "SELECT alert_id, seq, event_id, created_at, rails, severity, policies, status, sink, attempts, "
+            "last_error FROM alerts WHERE status IN ('pending', 'failed') ORDER BY alert_id LIMIT ?",
+            [int(limit)],
+        )
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def mark_alert(self, alert_id: int, sink: str, status: str, error: str | None = None) -> None:
+        """Record a delivery attempt (status ``sent`` / ``failed`` / ``dropped``) in one transaction."""
+        self._writable()
+        if status not in ("sent", "failed", "dropped", "pending"):
+            raise LedgerError(f"alert status {status!r} is not one of sent, failed, dropped, pending")
+        self._con.execute(
+            "UPDATE alerts SET status = ?, sink = ?, last_error = ?, attempts = attempts + 1, updated_at = ? "
+            "WHERE alert_id = ?",
+            [status, sink, error, datetime.now(UTC), int(alert_id)],
+        )
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def get(self, event_id: str) -> Entry | None:
+        return _query.get(self._con, "entries", event_id)
+
+    def get_seq(self, seq: int) -> Entry | None:
+        return _query.get_seq(self._con, "entries", seq)
+
+    def iter_records(self, *, from_seq: int = 0, actions: Sequence[str] | None = None) -> Iterator[Entry]:
+        """Stream entries in seq order (rebuild approval state, replay policies)."""
+        return _query.iter_entries(self._con, "entries", from_seq=from_seq, actions=actions)
+
+    def entries(self, **filters: Any) -> list[Entry]:
+        """Filtered entries, newest first: source, actor, kind, action, environment, outcome, rail,
+        since, until, text, limit, offset (see ``ledger._query.entries``)."""
+        return _query.entries(self._con, "entries", **filters)
+
+    def violations(
+        self, *, rail: int | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[Entry]:
+        return _query.violations(self._con, "entries", rail=rail, since=since, limit=limit)
+
+    def find(self, **filters: Any) -> list[Entry]:
+        """Entries by commit / pull_request / resource / since / until, plus the approvals they used."""
+        try:
+            return _query.find(self._con, "entries", **filters)
+        except ValueError as exc:
+            raise LedgerError(str(exc)) from None
+
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetterRow]:
+        rows = self._con.execute(
+            'SELECT id, received_at, source, reason, detail, "where", raw, truncated FROM dead_letters '
+            "ORDER BY id DESC LIMIT ?",
+            [int(limit)],
+        ).fetchall()
+        return [DeadLetterRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bool(r[7])) for r in rows]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        rows = self._con.execute(
+            "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
+        ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    def stats(self) -> dict[str, Any]:
+        out = _query.stats(self._con, "entries")
+        cp = self.latest_checkpoint()
+        out["last_checkpoint"] = cp.to_dict() if cp else None
+        out["unsigned_entries"] = self._size - (cp.tree_size if cp else 0)
+        out["dead_letters"] = self.dead_letter_counts()
+        row = self._con.execute(
+            "SELECT count(*) FROM alerts WHERE status IN ('pending', 'failed')"
+        ).fetchone()
+        out["pending_alerts"] = int(row[0]) if row else 0
+        return out
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying connection, for read-only use by ledger.verify (internal)."""
+        return self._con
+
+
+def _sql_path(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+_ = SEGMENT_GLOB  # re-exported for readers through ledger._schema

@@ -1,0 +1,532 @@
+"""``railbook verify``: re-derive everything the ledger claims and name the first thing that is wrong.
+
+Checks, in one streaming pass (memory stays flat: O(log n) tree state):
+
+- every leaf hash from the stored entry bytes, every chain hash, the seq embedded in each entry
+  against its row (deleted / inserted / reordered rows), every indexed column against the entry
+  bytes (one vectorised SQL pass), every stored interior node against the recomputed tree;
+- the root at every stored checkpoint, every checkpoint signature, consistency proofs between
+  successive checkpoints built from the stored nodes;
+- optionally an external checkpoints file (``against``): each of its signed roots must match the
+  tree recomputed from the entries — this catches a database rewritten consistently with a new key;
+- optionally the published Parquet segments (``segments``): the same checks over the segments,
+  against the same checkpoints.
+
+Problem kinds: ``modified``, ``deleted``, ``inserted``, ``reordered``, ``bad-signature``,
+``root-mismatch``, ``inconsistent-checkpoints``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from core.errors import LedgerError, SigningKeyError
+from ledger._schema import SEGMENT_GLOB, parse_segment_name
+from ledger.checkpoint import Checkpoint, read_checkpoints_file
+from ledger.entry import GENESIS_CHAIN, embedded_seq
+from ledger.keys import load_verifier, public_key_path
+from ledger.merkle import LEAF_HASH_PREFIX, verify_consistency
+from ledger.proofs import CompactRange, consistency_proof_at, node_position
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from ledger.note import Verifier
+
+__all__ = ["Problem", "VerifyReport", "verify_ledger", "verify_stream"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_MAX_PROBLEMS = 50
+_ROW_KINDS = frozenset({"modified", "deleted", "inserted", "reordered"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not hold."""
+
+    kind: str
+    """modified / deleted / inserted / reordered / bad-signature / root-mismatch / inconsistent-checkpoints."""  # noqa: E501
+    seq: int | None
+    """The first bad sequence number this problem implicates (``None``: not about one entry)."""
+    detail: str
+    """What was expected, what was found."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "seq": self.seq, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of a verification. ``ok`` only when nothing at all is wrong."""
+
+    tree_size: int = 0
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    external_checkpoints_checked: int = 0
+    segments_checked: int = 0
+    latest_checkpoint: Checkpoint | None = None
+    unsigned_entries: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        """The most precise problem: the lowest seq among row-level findings (modified / deleted /
+        inserted / reordered), else the lowest seq among tree and checkpoint findings."""
+        if not self.problems:
+            return None
+        return min(
+            self.problems,
+            key=lambda p: (p.kind not in _ROW_KINDS, p.seq is None, p.seq or 0, p.kind == "modified"),
+        )
+
+    def add(self, kind: str, seq: int | None, detail: str) -> None:
+        if len(self.problems) < _MAX_PROBLEMS:
+            self.problems.append(Problem(kind, seq, detail))
+            logger.debug("verify problem kind=%s seq=%s %s", kind, seq, detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first
+        return {
+            "ok": self.ok,
+            "tree_size": self.tree_size,
+            "entries_checked": self.entries_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "external_checkpoints_checked": self.external_checkpoints_checked,
+            "segments_checked": self.segments_checked,
+            "latest_checkpoint": self.latest_checkpoint.to_dict() if self.latest_checkpoint else None,
+            "unsigned_entries": self.unsigned_entries,
+            "seconds": round(self.seconds, 3),
+            "first_problem": first.to_dict() if first else None,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+Rows = Iterator[tuple[Sequence[int], Sequence[bytes], Sequence[bytes], Sequence[bytes]]]
+NodeRows = Iterator[tuple[Sequence[int], Sequence[bytes]]]
+
+
+def _batches(
+    con: duckdb.DuckDBPyConnection, sql: str, cols: int, size: int = 50_000
+) -> Iterator[tuple[Any, ...]]:
+    reader = con.cursor().sql(sql).to_arrow_reader(size)  # own cursor: streams alongside other reads
+    for batch in reader:
+        yield tuple(batch.column(i).to_pylist() for i in range(cols))
+
+
+def verify_stream(
+    rows: Rows,
+    checkpoints: Sequence[tuple[Checkpoint, str]],
+    report: VerifyReport,
+    *,
+    nodes: NodeRows | None = None,
+    total: int = 0,
+    progress: Progress | None = None,
+) -> None:
+    """Core pass over ``(seq, entry, leaf_hash, chain_hash)`` batches in seq order.
+
+    ``checkpoints``: ``(checkpoint, where)`` pairs whose roots are compared with the recomputed tree
+    (signatures are checked by the caller). ``nodes``: stored ``(pos, hash)`` batches in pos order.
+    """
+    sha = hashlib.sha256
+    prefix = LEAF_HASH_PREFIX
+    tree = CompactRange()
+    new_nodes: list[tuple[int, int, bytes]] = []
+    chain = GENESIS_CHAIN
+    expected = 0
+    by_size: dict[int, list[tuple[Checkpoint, str]]] = {}
+    for cp, where in checkpoints:
+        by_size.setdefault(cp.tree_size, []).append((cp, where))
+    sizes = sorted(by_size)
+    si = 0
+    last_good: dict[str, int] = {}  # per source: largest checkpoint size whose root matched
+    shifted: dict[int, int] = {}  # embedded seq -> row seq, for rows whose embedded seq differs
+    first_shift: tuple[int, int] | None = None
+    node_iter = _flatten_nodes(nodes) if nodes is not None else None
+    node_pos = 0
+    node_reported = False
+
+    def check_roots() -> None:
+        nonlocal si
+        while si < len(sizes) and sizes[si] == tree.size:
+            root = tree.root()
+            for cp, where in by_size[sizes[si]]:
+                good = last_good.get(where, 0)
+                if cp.root_hash != root:
+                    report.add(
+                        "root-mismatch",
+                        good,
+                        f"checkpoint at tree_size {cp.tree_size} ({where}) signs root {cp.root_hash.hex()}, "
+                        f"but the entries give {root.hex()}: some entry with seq in "
+                        f"[{good}, {cp.tree_size}) is not what was signed",
+                    )
+                elif cp.tree_size > good:
+                    last_good[where] = cp.tree_size
+            si += 1
+
+    check_roots()
+    for seqs, entries, leaves, chains in rows:
+        for seq, entry, stored_leaf, stored_chain in zip(seqs, entries, leaves, chains, strict=True):
+            if seq != expected:
+                if seq > expected:
+                    report.add(
+                        "deleted",
+                        expected,
+                        f"entries {expected}..{seq - 1} are missing (next row is seq {seq})",
+                    )
+                else:
+                    report.add(
+                        "inserted", seq, f"a second row with seq {seq} (or a row out of order) was found"
+                    )
+                expected = seq
+            lh = sha(prefix + entry).digest()
+            if lh != stored_leaf:
+                report.add(
+                    "modified",
+                    seq,
+                    f"entry bytes of seq {seq} hash to {lh.hex()}, stored leaf hash is "
+                    f"{bytes(stored_leaf).hex()}",
+                )
+            chain = sha(chain + lh).digest()
+            if chain != stored_chain:
+                report.add(
+                    "modified",
+                    seq,
+                    f"chain hash of seq {seq} is {bytes(stored_chain).hex()}, recomputed {chain.hex()}",
+                )
+                chain = bytes(stored_chain)  # resynchronise so one bad row is reported once
+            emb = embedded_seq(entry)
+            if emb != seq:
+                if first_shift is None:
+                    first_shift = (seq, -1 if emb is None else emb)
+                if emb is not None and len(shifted) < 100_000:
+                    shifted[emb] = seq
+            tree.append(lh, new_nodes)
+            if new_nodes:
+                if node_iter is not None and not node_reported:
+                    for level, idx, h in new_nodes:
+                        got = next(node_iter, None)
+                        want_pos = node_position(level, idx)
+                        if got is None or got[0] != want_pos or got[1] != h:
+                            report.add(
+                                "root-mismatch",
+                                idx << level,
+                                f"stored tree node level {level} index {idx} (pos {want_pos}) differs from the "  # noqa: E501
+                                "one recomputed from the entries: proofs served from it would be wrong",
+                            )
+                            node_reported = True
+                            break
+                        node_pos += 1
+                new_nodes.clear()
+            expected += 1
+            check_roots()
+        report.entries_checked = expected
+        if progress is not None:
+            progress(expected, total)
+    if first_shift is not None:
+        row, emb = first_shift
+        if emb > row and row in shifted:
+            report.add(
+                "reordered",
+                row,
+                f"row seq {row} holds the entry written as seq {emb}, "
+                f"and row seq {shifted[row]} holds the entry written as seq {row}",
+            )
+        elif emb > row:
+            report.add(
+                "deleted",
+                row,
+                f"row seq {row} holds the entry written as seq {emb}: "
+                f"entries {row}..{emb - 1} were deleted and the rest renumbered",
+            )
+        elif emb >= 0:
+            report.add(
+                "inserted",
+                emb,
+                f"row seq {row} holds the entry written as seq {emb}: "
+                f"{row - emb} row(s) were inserted at or after seq {emb}",
+            )
+        else:
+            report.add("modified", row, f"entry at row seq {row} has no embedded seq")
+    for size in sizes[si:]:
+        for _cp, where in by_size[size]:
+            report.add(
+                "deleted",
+                tree.size,
+                f"checkpoint at tree_size {size} ({where}) covers more entries than "
+                f"the {tree.size} present: entries {tree.size}..{size - 1} were removed",
+            )
+    if node_iter is not None and not node_reported and next(node_iter, None) is not None:
+        report.add("inserted", None, "the node table holds nodes beyond the current tree")
+    report.tree_size = tree.size
+
+
+def _flatten_nodes(nodes: NodeRows) -> Iterator[tuple[int, bytes]]:
+    for pos, hashes in nodes:
+        yield from zip(pos, hashes, strict=True)
+
+
+def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport) -> None:
+    """Every indexed column must equal what the entry bytes say (one vectorised pass in DuckDB)."""
+    # One JSON parse per row: json_extract_string with a list of paths returns them all at once.
+    fields = {
+        "event_id": ("$.event.event_id", None),
+        "occurred_at": ("$.event.occurred_at", "TIMESTAMPTZ"),
+        "ingested_at": ("$.ingested_at", "TIMESTAMPTZ"),
+        "source": ("$.event.source", None),
+        "actor_id": ("$.event.actor.id", None),
+        "actor_kind": ("$.event.actor.kind", None),
+        "on_behalf_of": ("$.event.actor.on_behalf_of", None),
+        "credential": ("$.event.actor.credential", None),
+        "action": ("$.event.action", None),
+        "resource_id": ("$.event.resource.id", None),
+        "resource_type": ("$.event.resource.type", None),
+        "environment": ("$.event.resource.environment", None),
+        "outcome": ("$.decision.outcome", None),
+        "mode": ("$.decision.mode", None),
+        "severity": ("$.decision.severity", None),
+        "policy_version": ("$.decision.policy_version", None),
+        '"commit"': ("$.event.change.commit", None),
+        "pull_request": ("$.event.change.pull_request", None),
+        "task": ("$.event.change.task", None),
+        "approval_used": ("$.decision.approval.request_id", None),
+        "rails": ("$.decision.rails", "JSON"),
+        "_approval_request": ("$.event.approval.request_id", None),
+        "_attr_request": ("$.event.attributes.request_id", None),
+    }
+    paths = ", ".join(f"'{p}'" for p, _ in fields.values())
+    pos = {name: i + 1 for i, name in enumerate(fields)}
+    checks: dict[str, str] = {}
+    for name, (_, cast) in fields.items():
+        if name.startswith("_"):
+            continue
+        v = f"v[{pos[name]}]"
+        if cast == "TIMESTAMPTZ":
+            checks[name] = f"CAST({v} AS TIMESTAMPTZ)"
+        elif cast == "JSON":
+            checks[name] = f"CAST(CAST({v} AS JSON) AS INTEGER[])"
+        else:
+            checks[name] = v
+    checks["request_id"] = f"coalesce(v[{pos['_approval_request']}], v[{pos['_attr_request']}])"
+    checks["policies"] = (
+        "CAST(json_extract_string(decode(entry), '$.decision.reasons[*].policy_id') AS VARCHAR[])"
+    )
+    flags = ", ".join(
+        f"({col} IS DISTINCT FROM {expr}) AS c{i}" for i, (col, expr) in enumerate(checks.items())
+    )
+    names = list(checks)
+    try:
+        row = con.execute(
+            f"SELECT seq, * EXCLUDE (seq) FROM (SELECT seq, {flags} FROM "
+            f"(SELECT *, json_extract_string(decode(entry), [{paths}]) AS v FROM {rel})) "
+            f"WHERE {' OR '.join(f'c{i}' for i in range(len(names)))} ORDER BY seq LIMIT 1"
+        ).fetchone()
+    except duckdb.Error as exc:
+        report.add("modified", None, f"indexed columns could not be checked against the entry bytes: {exc}")
+        return
+    if row is not None:
+        bad = [names[i].strip('"') for i, flag in enumerate(row[1:]) if flag]
+        report.add(
+            "modified",
+            int(row[0]),
+            f"indexed column(s) {', '.join(bad)} of seq {row[0]} differ from the signed entry bytes",
+        )
+
+
+def _check_signatures(
+    cps: Sequence[tuple[Checkpoint, str]], verifier: Verifier, origin: str | None, report: VerifyReport
+) -> None:
+    for cp, where in cps:
+        try:
+            cp.verify(verifier)
+        except ValueError as exc:
+            report.add("bad-signature", None, f"checkpoint at tree_size {cp.tree_size} ({where}): {exc}")
+            continue
+        if origin is not None and cp.origin != origin:
+            report.add(
+                "bad-signature",
+                None,
+                f"checkpoint at tree_size {cp.tree_size} ({where}) is for origin "
+                f"{cp.origin!r}, expected {origin!r}",
+            )
+
+
+def _check_consistency(
+    con: duckdb.DuckDBPyConnection, cps: Sequence[Checkpoint], size: int, report: VerifyReport
+) -> None:
+    """Consistency proofs from the stored nodes between successive checkpoints (what auditors get)."""
+
+    def fetch(ids: Sequence[tuple[int, int]]) -> list[bytes]:
+        leaves = [i for lv, i in ids if lv == 0]
+        inner = [node_position(lv, i) for lv, i in ids if lv > 0]
+        got: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            for s, h in con.execute(
+                "SELECT seq, leaf_hash FROM entries WHERE seq IN (SELECT unnest(?))", [leaves]
+            ).fetchall():
+                got[(0, int(s))] = bytes(h)
+        if inner:
+            for lv, i, h in con.execute(
+                "SELECT level, idx, hash FROM nodes WHERE pos IN (SELECT unnest(?))", [inner]
+            ).fetchall():
+                got[(int(lv), int(i))] = bytes(h)
+        return [got.get(n, b"") for n in ids]
+
+    ordered = sorted(cps, key=lambda c: (c.created_at, c.tree_size))
+    for prev, cur in zip(ordered, ordered[1:], strict=False):
+        if cur.tree_size < prev.tree_size:
+            report.add(
+                "inconsistent-checkpoints",
+                cur.tree_size,
+                f"checkpoint signed at {cur.created_at} has "
+                f"tree_size {cur.tree_size}, smaller than the earlier {prev.tree_size}: the log shrank",
+            )
+            continue
+        if cur.tree_size > size:
+            continue
+        try:
+            proof = consistency_proof_at(prev.tree_size, cur.tree_size, fetch)
+        except ValueError:
+            proof = []
+        if not verify_consistency(prev.tree_size, cur.tree_size, prev.root_hash, cur.root_hash, proof):
+            report.add(
+                "inconsistent-checkpoints",
+                prev.tree_size,
+                f"checkpoints at tree_size {prev.tree_size} and "
+                f"{cur.tree_size} are not consistent (no valid RFC 9162 consistency proof from the stored tree)",  # noqa: E501
+            )
+
+
+def _load_verifier(config: Config, key: Path | None) -> Verifier:
+    if key is not None:
+        return load_verifier(key)
+    pub = public_key_path(config.key_path)
+    if pub.exists():
+        return load_verifier(pub)
+    if config.key_path.exists():
+        return load_verifier(config.key_path)
+    raise SigningKeyError(
+        f"no public key to check signatures: neither {str(pub)!r} nor {str(config.key_path)!r} exists; "
+        "pass --key with the ledger's verifier key"
+    )
+
+
+def verify_ledger(
+    config: Config,
+    *,
+    against: Path | None = None,
+    segments: Path | None = None,
+    progress: Progress | None = None,
+    key: Path | None = None,
+) -> VerifyReport:
+    """Verify the ledger file of ``config`` (opened read-only); see the module docstring."""
+    from ledger.store import open_connection
+
+    started = time.monotonic()
+    path = config.ledger_path
+    if not path.exists():
+        raise LedgerError(f"no ledger at {str(path)!r}; check --ledger / RAILBOOK_LEDGER")
+    verifier = _load_verifier(config, key)
+    report = VerifyReport()
+    con = open_connection(path, read_only=True)
+    try:
+        stored = [
+            Checkpoint.from_note(n, c)
+            for n, c in con.execute("SELECT note, created_at FROM checkpoints ORDER BY created_at").fetchall()
+        ]
+        # The root_hash column must agree with the signed note (the note is what is trusted).
+        for (root_col, size_col), cp in zip(
+            con.execute("SELECT root_hash, tree_size FROM checkpoints ORDER BY created_at").fetchall(),
+            stored,
+            strict=True,
+        ):
+            if bytes(root_col) != cp.root_hash or int(size_col) != cp.tree_size:
+                report.add(
+                    "bad-signature",
+                    None,
+                    f"checkpoint row at tree_size {size_col}: stored columns differ from its signed note",
+                )
+        cps = [(cp, "ledger") for cp in stored]
+        if against is not None:
+            try:
+                external = read_checkpoints_file(against)
+            except (OSError, ValueError) as exc:
+                raise LedgerError(
+                    f"--against {str(against)!r} cannot be read as a checkpoints file: {exc}"
+                ) from exc
+            report.external_checkpoints_checked = len(external)
+            cps += [(cp, str(against)) for cp in external]
+        _check_signatures(cps, verifier, config.ledger.origin, report)
+        report.checkpoints_checked = len(stored)
+        total_row = con.execute("SELECT count(*) FROM entries").fetchone()
+        total = int(total_row[0]) if total_row else 0
+        verify_stream(
+            _batches(con, "SELECT seq, entry, leaf_hash, chain_hash FROM entries ORDER BY seq", 4),
+            cps,
+            report,
+            nodes=_batches(con, "SELECT pos, hash FROM nodes ORDER BY pos", 2),
+            total=total,
+            progress=progress,
+        )
+        _column_check(con, "entries", report)
+        _check_consistency(con, stored, report.tree_size, report)
+        latest = max(stored, key=lambda c: c.tree_size, default=None)
+        report.latest_checkpoint = latest
+        report.unsigned_entries = report.tree_size - (latest.tree_size if latest else 0)
+        if segments is not None:
+            _verify_segments(segments, cps, report)
+    finally:
+        con.close()
+    report.seconds = time.monotonic() - started
+    logger.info("verify done ok=%s tree_size=%d seconds=%.2f", report.ok, report.tree_size, report.seconds)
+    return report
+
+
+def _verify_segments(seg_dir: Path, cps: Sequence[tuple[Checkpoint, str]], report: VerifyReport) -> None:
+    files = sorted(seg_dir.glob(SEGMENT_GLOB))
+    if not files:
+        report.add("deleted", 0, f"no segments ({SEGMENT_GLOB}) in {str(seg_dir)!r}")
+        return
+    expect = 0
+    for f in files:
+        start, end, _ = parse_segment_name(f.name)
+        if start != expect:
+            report.add(
+                "deleted" if start > expect else "inserted",
+                expect,
+                f"segment {f.name} starts at {start}, expected {expect}",
+            )
+        expect = end
+    mem = duckdb.connect()
+    try:
+        glob = str(seg_dir / SEGMENT_GLOB).replace("'", "''")
+        mem.execute(f"CREATE VIEW seg AS SELECT * FROM read_parquet('{glob}')")
+        sub = VerifyReport()
+        sizes = {int(parse_segment_name(f.name)[1]) for f in files}
+        verify_stream(
+            _batches(mem, "SELECT seq, entry, leaf_hash, chain_hash FROM seg ORDER BY seq", 4),
+            [(cp, f"{where}, checked against segments") for cp, where in cps if cp.tree_size <= expect],
+            sub,
+        )
+        _column_check(mem, "seg", sub)
+        covered = {cp.tree_size for cp, _ in cps}
+        for s in sorted(sizes - covered):
+            sub.add("root-mismatch", s, f"segment ending at {s} has no signed checkpoint at that size")
+        for p in sub.problems:
+            report.add(p.kind, p.seq, f"segments: {p.detail}")
+        report.segments_checked = len(files)
+    finally:
+        mem.close()

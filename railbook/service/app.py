@@ -1,0 +1,172 @@
+"""The FastAPI app: intake, the gate's router (if installed), health, metrics, alerts listing.
+
+``create_app`` wires nothing heavy itself: the caller (``railbook.service.runner.Service``, or a
+test) owns the writer and the alert worker and passes them in. Routes reach shared state through
+``request.app.state``: ``config``, ``settings`` (``[server]``), ``writer`` (the single
+``Writer``), ``auth`` (the ``TokenTable``), ``metrics`` and ``alert_worker`` (may be ``None``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from railbook.service.auth import Principal, TokenTable, install_auth, require
+from railbook.service.intake import router as intake_router
+from railbook.service.metrics import CONTENT_TYPE_LATEST, Metrics
+from railbook.service.problems import ApiError, install_error_handlers
+from railbook.service.settings import ServerSettings, server_settings
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from railbook.service.writer import Writer
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("railbook.service.access")
+
+AdminPrincipal = Annotated[Principal, Depends(require("admin"))]
+
+
+def _mount_gate(app: FastAPI, writer: Writer, config: Config) -> bool:
+    """Mount the gate's router (``railbook.gate``) over this writer, if that package is installed."""
+    try:
+        from railbook.gate import Gate, install_gate, router
+    except ImportError as exc:
+        logger.info("gate endpoints not mounted reason=%s", exc)
+        return False
+    try:
+        install_gate(app, Gate.over_writer(writer, config))
+    except Exception:
+        logger.exception("gate endpoints not mounted: the gate could not be set up")
+        return False
+    app.include_router(router)
+    return True
+
+
+def create_app(
+    config: Config,
+    *,
+    writer: Writer,
+    tokens: TokenTable,
+    settings: ServerSettings | None = None,
+    metrics: Metrics | None = None,
+    alert_worker: Any = None,
+    mount_gate: bool = True,
+) -> FastAPI:
+    """The HTTP app over a started ``writer``."""
+    app = FastAPI(
+        title="Railbook",
+        summary="Intake, gate and health for the Railbook ledger",
+        version="1",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.settings = settings or server_settings(config)
+    app.state.writer = writer
+    app.state.metrics = metrics or Metrics()
+    app.state.alert_worker = alert_worker
+    app.state.started_at = time.time()
+    install_auth(app, tokens)
+    install_error_handlers(app)
+    app.include_router(intake_router)
+    app.state.gate_mounted = _mount_gate(app, writer, config) if mount_gate else False
+    _add_access_log(app)
+    _add_ops_routes(app)
+    return app
+
+
+def _add_access_log(app: FastAPI) -> None:
+    metrics: Metrics = app.state.metrics
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-Id"] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - start
+            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+            metrics.http_requests.labels(route, str(status)).inc()
+            metrics.http_seconds.labels(route).observe(elapsed)
+            principal = getattr(request.state, "principal", None)
+            access_logger.info(
+                "request",
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": request.method,
+                        "path": request.url.path,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": request.client.host if request.client else None,
+                        "token": principal.name if principal else None,
+                    }
+                },
+            )
+
+
+def _add_ops_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness: the process serves and its writer thread is alive."""
+        writer: Writer = request.app.state.writer
+        ok = writer.ready
+        return JSONResponse({"status": "ok" if ok else "writer-down"}, status_code=200 if ok else 503)
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: the writer accepts work; with ledger size, checkpoint age and alert state."""
+        state = request.app.state
+        writer: Writer = state.writer
+        checks: dict[str, Any] = {"writer": writer.ready, "queue_depth": writer.pending}
+        ok = writer.ready
+        if ok:
+            try:
+                size = writer.call(lambda p: p.ledger.size).result(5)
+                checks["ledger_entries"] = size
+            except Exception as exc:
+                ok = False
+                checks["ledger"] = f"unavailable: {exc}"
+        cp_age = state.metrics._age()
+        checks["checkpoint_age_seconds"] = None if cp_age != cp_age else round(cp_age, 1)
+        worker = state.alert_worker
+        if worker is not None:
+            checks["alert_sinks"] = worker.status()
+        checks["gate"] = bool(state.gate_mounted)
+        return JSONResponse(
+            {"status": "ready" if ok else "not-ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics(request: Request) -> Response:
+        """Prometheus text exposition (no secrets in it; unauthenticated for scrapers)."""
+        m: Metrics = request.app.state.metrics
+        m.writer_queue.set(request.app.state.writer.pending)
+        return Response(m.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/alerts", tags=["alerts"])
+    def list_alerts(request: Request, principal: AdminPrincipal, limit: int = 100) -> dict[str, Any]:
+        """Recent alerts with their delivery status (admin)."""
+        if not 1 <= limit <= 10000:
+            raise ApiError(422, "invalid-request", f"limit must be 1..10000, got {limit}")
+        from railbook.service.alert_view import recent_alerts
+
+        writer: Writer = request.app.state.writer
+        rows = writer.call(lambda p: recent_alerts(p.ledger, limit)).result(30)
+        worker = request.app.state.alert_worker
+        return {"alerts": rows, "sinks": worker.status() if worker is not None else {}}

@@ -1,0 +1,67 @@
+"""Kill ``railbook serve`` with SIGKILL at random points while it consumes; restart; every event is
+in the ledger exactly once and ``railbook verify`` passes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from railbook.cli._kafka_bench import mixed_stream
+from tests.integration.kafka.helpers import (
+    create_topic,
+    ledger_event_ids,
+    publish_events,
+    run_cli,
+    run_serve,
+    start_serve,
+)
+
+pytestmark = pytest.mark.integration
+
+TRIALS = int(os.environ.get("RAILBOOK_SIGKILL_TRIALS", "5"))
+EVENTS = int(os.environ.get("RAILBOOK_SIGKILL_EVENTS", "8000"))
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    kafka_broker: str, kafka_ns: str, tmp_path: Path
+) -> None:
+    rng = random.Random(int(os.environ.get("RAILBOOK_SIGKILL_SEED", str(time.time_ns()))))
+    topic = f"{kafka_ns}railbook.events"
+    group = f"{kafka_ns}g"
+    create_topic(kafka_broker, topic, 2)
+    events = mixed_stream(EVENTS, run=kafka_ns)
+    publish_events(kafka_broker, topic, events)
+    ledger = tmp_path / "ledger.duckdb"
+    sizes: list[int] = []
+    for trial in range(TRIALS):
+        proc = start_serve(ledger, kafka_broker, "--group", group, "--topics", topic, "--batch-size", "100")
+        # serve needs ~1-2 s to import, open the ledger and join; kill anywhere from there on
+        time.sleep(rng.uniform(1.0, 4.0))
+        if proc.poll() is not None:
+            pytest.fail(
+                f"serve exited early ({proc.returncode}):\n{ledger.with_suffix('.serve.log').read_text()}"
+            )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        ids = ledger_event_ids(ledger) if ledger.exists() else []
+        assert len(ids) == len(set(ids)), f"trial {trial}: duplicate entries after SIGKILL"
+        sizes.append(len(ids))
+        # half the time, publish a few already-consumed events again (a producer retrying)
+        if ids and rng.random() < 0.5:
+            again = {e.event_id: e for e in events}
+            publish_events(kafka_broker, topic, [again[i] for i in rng.sample(ids, min(20, len(ids)))])
+        if len(ids) == EVENTS:
+            break
+    assert any(0 < s < EVENTS for s in sizes), f"no kill landed mid-stream: sizes {sizes}"
+    assert sizes == sorted(sizes), f"the ledger shrank between kills: {sizes}"
+    doc = run_serve(ledger, kafka_broker, "--group", group, "--topics", topic, "--idle-exit", "4")
+    ids = ledger_event_ids(ledger)
+    assert len(ids) == len(set(ids)) == EVENTS, (len(ids), len(set(ids)), doc)
+    assert set(ids) == {e.event_id for e in events}
+    verify = run_cli(ledger, "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
