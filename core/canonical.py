@@ -42,7 +42,8 @@ def canonical_json(obj: Any) -> bytes:
         raise NormaliseError(f"string is not valid Unicode: {exc.reason}", reason="unicode") from None
     except (TypeError, ValueError) as exc:
         raise NormaliseError(f"value cannot be canonicalised: {exc}", reason="canonical") from None
-    if any(ord(ch) > 0xFFFF for ch in text) and _has_astral_key(obj):
+    # JCS orders keys by UTF-16 code units; only astral characters in keys make that differ.
+    if not text.isascii() and _has_astral_key(obj):
         return json.dumps(
             _sort_utf16(obj), separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode("utf-8")

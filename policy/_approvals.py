@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from policy._bypass import GateLinks
 from policy._decision import ApprovalCheck
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ class ApprovalBook:
         self._by_actor_action: dict[tuple[str, str], list[_Grant]] = {}
         self._requests: dict[str, _Request] = {}
         self._approver_cache: dict[str, bool] = {}
+        self.gates = GateLinks(config)
+        """Gate requests, for linking executions to them and spotting bypasses (``policy._bypass``)."""
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class ApprovalBook:
                     break
         if decision.mode == "gate" and decision.gate == "ask":
             self.record_request(event)
+        if decision.mode == "gate":
+            self.gates.record(event, decision)
 
     def record_approval(self, event: CanonicalEvent) -> None:
         """Record the grant or denial an approval event carries."""
@@ -211,6 +216,13 @@ class ApprovalBook:
             on_behalf_of=event.actor.on_behalf_of,
             requested_at=event.occurred_at,
         )
+
+    def linked_grant(self, request_id: str) -> _Grant | None:
+        """The grant of ``request_id`` that a gate decision used and no execution has used yet."""
+        for g in self._by_request.get(request_id, ()):
+            if g.decision == "grant" and not any(m == "detect" for _, m in g.uses):
+                return g
+        return None
 
     def use(self, grant: _Grant, event_id: str, mode: Mode) -> None:
         """Mark ``grant`` consumed by ``event_id`` (idempotent)."""

@@ -197,6 +197,16 @@ class PolicyEngine:
                 found = approvals.find(ev, mode)
                 if found.grant is not None:
                     approvals.use(found.grant, ev.event_id, mode)
+            link, bypass = None, False
+            watched = mode == "detect" and resolved.destructive and res.environment != "dev"
+            if watched and approvals.gates.watches(ev):
+                link = approvals.gates.find(ev)  # policy._bypass: the gate request this execution follows
+                bypass = link is None
+                if link is not None and link.grant_request and (found is None or found.grant is None):
+                    linked = approvals.linked_grant(link.grant_request)
+                    if linked is not None:
+                        found = Found(linked, 1, ())
+                        approvals.use(linked, ev.event_id, mode)
             ptype, pkey, pattrs = self._principal(ev.actor)
             puid = uid(ptype, ev.actor.id, pkey, pattrs)
             rkey, rattrs = self._resource(res, self._protected(attributes))
@@ -211,6 +221,8 @@ class PolicyEngine:
                 bool(c.pull_request),
                 bool(c.ticket),
             )
+            if link is not None:  # an audit record cannot carry what the gate request did
+                attribution = tuple(x or y for x, y in zip(attribution, link.attribution, strict=True))  # type: ignore[assignment]
             status = found.status if found is not None else "none"
             failures = found.failures if found is not None else ()
             failed = bool(attributes.get("error_code")) if attributes else False
@@ -225,6 +237,7 @@ class PolicyEngine:
                 res.data_classes,
                 failed,
                 tool,
+                bypass,
             )
             fid = fact_ids.get(facts)
             if fid is None:
@@ -248,6 +261,7 @@ class PolicyEngine:
                             "data_classes": list(res.data_classes),
                             "failed": failed,
                             "tool": tool,
+                            "gate_bypass": bypass,
                         },
                         "parents": [],
                     }
@@ -286,6 +300,8 @@ class PolicyEngine:
                 cache[ck] = d
             if mode == "gate" and d.gate == "ask":
                 approvals.record_request(ev)
+            if mode == "gate":
+                approvals.gates.record(ev, d)
             out.append(d)
         return out
 

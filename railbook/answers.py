@@ -75,6 +75,7 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
         return None
     e, d = entry.event, entry.decision
     c = e.change
+    prompt = _prompt_event(reader, e) if not c.prompt_sha256 else None
     missing = []
     if e.actor.kind == "agent":
         if not e.actor.on_behalf_of:
@@ -83,7 +84,6 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
             missing.append("task_or_prompt")
         if not c.diff_sha256:
             missing.append("diff_sha256")
-    prompt = _prompt_event(reader, e) if not c.prompt_sha256 else None
     approval: dict[str, Any] | None = None
     if d.approval is not None:
         approval = d.approval.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -162,7 +162,7 @@ def approve_cmd(
     config = ctx.config
     settings = gate_settings(config)
     local = in_process or approver is not None
-    decision = "deny" if deny else "grant"
+    decision: Literal["grant", "deny"] = "deny" if deny else "grant"
     if local:
         from railbook.wiring import open_pipeline
 

@@ -101,7 +101,7 @@ def _bare_cedar(config: Config, n: int) -> list[float]:
         change=Change(task="BENCH-1", diff_sha256="0" * 64),
     )
     # the engine's private seam, patched for one call: the reference must be the request it sends
-    _engine._cedar_batch = spy
+    _engine._cedar_batch = spy  # type: ignore[assignment]
     try:
         engine.evaluate([event], approvals=ApprovalBook(config), mode="gate")
     finally:

@@ -61,7 +61,9 @@ class GateClient:
             code = doc.get("error", "error") if isinstance(doc, dict) else "error"
             message = doc.get("message", resp.text[:300]) if isinstance(doc, dict) else resp.text[:300]
             raise GateRequestError(
-                f"{method} {path}: {resp.status_code} {code}: {message}", status=resp.status_code, code=str(code)
+                f"{method} {path}: {resp.status_code} {code}: {message}",
+                status=resp.status_code,
+                code=str(code),
             )
         if not isinstance(doc, dict):
             raise GateUnreachableError(f"{self.url}{path} answered {resp.status_code} without a JSON object")

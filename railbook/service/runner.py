@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import socket
 import subprocess
 import threading
@@ -41,6 +42,22 @@ def _evidence_link(template: str | None) -> Any:
         return template.format(event_id=alert.event_id, seq=alert.seq)
 
     return link
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after its own shutdown, which would kill the process before
+        Railbook drains the writer and signs its final checkpoint; here a signal only stops serving."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server
 
 
 class Service:
@@ -199,7 +216,7 @@ class Service:
         cfg = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=10
         )
-        self._server = uvicorn.Server(cfg)
+        self._server = _server_class()(cfg)
         if self.want_dashboard:
             self._start_dashboard()
         logger.info("service listening url=%s gate=%s", self.url, bool(self.app.state.gate_mounted))

@@ -105,11 +105,12 @@ PAGES = [
     ("violations", "violations", ["Violations", "Open only", "Acknowledge", "Comment (what was done",
                                   "Signed in as alice@example.com"]),
     ("approvals", "approvals", ["Approvals", "Pending (1)", "req-drop-tmp", "DROP TABLE tmp_balances",
-                                "History", "carol@example.com"]),
+                                "History", "on behalf of bob@example.com"]),
     ("evidence?event_id=agent:sess-81:alter", "evidence",
      ["Attribution chain", "bob@example.com", "JIRA-412 fix the flaky balances migration", "VIOLATION",
       "rail1-agent-in-prod", "Prepare evidence pack"]),
-    ("integrity", "integrity", ["Integrity", "Run verification", "Signed checkpoints", "229"]),
+    ("integrity", "integrity", ["Integrity", "Run verification", "Signed checkpoints", "Latest signed note",
+                                "Inclusion proof"]),
 ]
 
 

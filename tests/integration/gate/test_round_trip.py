@@ -67,7 +67,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         [TokenSpec(name=n, sha256=hash_token(t), roles=r, actor=a) for n, (t, r, a) in TOKENS.items()]  # type: ignore[arg-type]
     )
     with Writer.for_config(config) as writer:
-        app = standalone_app(Gate.over_writer(writer, config), table)
+        try:  # the real service app (railbook up) when it is there, else the gate routes alone
+            from railbook.service.app import create_app
+
+            app = create_app(config, writer=writer, tokens=table)
+        except ImportError:
+            app = standalone_app(Gate.over_writer(writer, config), table)
         with LoopbackServer(app) as srv:
             r = httpx.get(srv.url + "/openapi.json")
             assert r.status_code == 200, r.text

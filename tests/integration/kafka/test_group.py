@@ -20,6 +20,8 @@ def _group_members(bootstrap: str, group: str) -> int:
     try:
         [desc] = admin.describe_groups([group])
         return len(desc.members) if desc.state == "Stable" else 0
+    except Exception:  # coordinator not elected yet on a fresh broker
+        return 0
     finally:
         admin.close()
 

@@ -95,7 +95,9 @@ def k8s_event_list() -> dict[str, Any]:
 
 def github_push() -> dict[str, Any]:
     """A bot (agent) force-pushing to the protected ``main`` branch."""
-    doc = json.loads((FIXTURES / "github" / "push.default-branch.new-branch.json").read_text())
+    doc: dict[str, Any] = json.loads(
+        (FIXTURES / "github" / "push.default-branch.new-branch.json").read_text()
+    )
     doc = copy.deepcopy(doc)
     doc["ref"] = "refs/heads/main"
     doc["forced"] = True

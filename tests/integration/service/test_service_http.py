@@ -25,7 +25,10 @@ def _auth(svc: Any) -> dict[str, str]:
 
 
 def _ledger_state(svc: Any) -> tuple[int, dict[str, int]]:
-    return svc.writer.call(lambda p: (p.ledger.size, p.ledger.dead_letter_counts())).result(10)
+    state: tuple[int, dict[str, int]] = svc.writer.call(
+        lambda p: (p.ledger.size, p.ledger.dead_letter_counts())
+    ).result(10)
+    return state
 
 
 def test_webhook_down_then_back_gets_every_alert_once_per_key_in_order(
@@ -74,10 +77,10 @@ def _post(svc: Any, kind: str) -> httpx.Response:
     if kind == "events-json":
         return httpx.post(f"{svc.url}/v1/events", json=agent_in_prod("json-1"), headers=_auth(svc))
     if kind == "events-ndjson":
-        body = "\n".join(json.dumps(agent_in_prod(f"nd-{i}", actor=f"agent:n{i}")) for i in range(2)) + "\n"
+        lines = "\n".join(json.dumps(agent_in_prod(f"nd-{i}", actor=f"agent:n{i}")) for i in range(2)) + "\n"
         return httpx.post(
             f"{svc.url}/v1/events",
-            content=body.encode(),
+            content=lines.encode(),
             headers={**_auth(svc), "Content-Type": "application/x-ndjson"},
         )
     if kind == "events-avro":

@@ -25,7 +25,7 @@ def test_validate_default_and_json() -> None:
     assert (
         code == 0
         and doc["ok"]
-        and doc["forbids_by_rail"] == {"rail 1": 3, "rail 2": 5, "rail 3": 3, "rail 4": 4}
+        and doc["forbids_by_rail"] == {"rail 1": 3, "rail 2": 5, "rail 3": 4, "rail 4": 4}
     )
 
 
