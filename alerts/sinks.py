@@ -158,15 +158,25 @@ class KafkaSink:
 
     def _ensure(self) -> Any:
         if self._producer is None:
-            from core.errors import KafkaError
-            from ingest.kafka import make_producer
+            from kafka import KafkaProducer
 
             try:
-                self._producer = make_producer(
-                    self.bootstrap, client_id=f"railbook-alerts-{self.name}", connect_timeout=self.timeout
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=f"railbook-alerts-{self.name}",
+                    acks="all",
+                    enable_idempotence=True,
+                    # kafka-python blocks 30 s by default when no broker answers (DESIGN.md)
+                    bootstrap_timeout_ms=int(self.timeout * 1000),
+                    max_block_ms=int(self.timeout * 1000),
+                    request_timeout_ms=int(self.timeout * 1000),
+                    delivery_timeout_ms=int(self.timeout * 1000) + 100,
                 )
-            except KafkaError as exc:
-                raise AlertError(f"alert sink {self.name!r}: {exc}") from exc
+            except Exception as exc:  # kafka-python's NoBrokersAvailable, config errors
+                raise AlertError(
+                    f"alert sink {self.name!r}: cannot reach Kafka at {self.bootstrap!r}: "
+                    f"{type(exc).__name__}: {exc}; check the sink's bootstrap and that the broker runs"
+                ) from exc
         return self._producer
 
     def send(self, alert: Alert) -> None:

@@ -9,6 +9,7 @@ place untrusted canonical-event JSON is validated.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NewType
@@ -45,6 +46,9 @@ UNKNOWN = "unknown"
 # Hostile-input bounds: a field longer than this is a normalisation error, not a 10 MB ledger row.
 MAX_ID_LEN = 2048
 MAX_TEXT_LEN = 65536
+#: ``namespace:Verb[:more]``; no whitespace or control characters anywhere
+ACTION_PATTERN = r"^[A-Za-z0-9_.\-]+:[^\x00-\x20\x7f]{1,200}$"
+_ACTION_RE = re.compile(ACTION_PATTERN)
 
 
 def sha256_hex(data: bytes) -> Sha256Hex:
@@ -175,10 +179,13 @@ class CanonicalEvent:
             raise NormaliseError(f"event_id must be 1..{MAX_ID_LEN} characters, got {len(self.event_id)}")
         if self.occurred_at.tzinfo is None:
             raise NormaliseError(f"event {self.event_id!r}: occurred_at has no time zone")
-        if not self.action or ":" not in self.action:
+        if len(self.action) > 256 or not _ACTION_RE.match(self.action):
             raise NormaliseError(
-                f"event {self.event_id!r}: action {self.action!r} is not namespaced (expected 'ns:Verb')"
+                f"event {self.event_id!r}: action {self.action[:80]!r} is not a namespaced verb "
+                "(expected 'ns:Verb', no spaces, at most 256 characters)"
             )
+        if not 1 <= len(self.source) <= 64:
+            raise NormaliseError(f"event {self.event_id!r}: source must be 1..64 characters")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the event; ``core.canonical.canonical_json`` of it is what gets hashed."""
@@ -287,7 +294,7 @@ class _EventIn(_Strict):
     occurred_at: str
     source: str = Field(min_length=1, max_length=64)
     actor: _ActorIn
-    action: str = Field(min_length=3, max_length=256, pattern=r"^[A-Za-z0-9_.\-]+:.+$")
+    action: str = Field(min_length=3, max_length=256, pattern=ACTION_PATTERN)
     resource: _ResourceIn
     change: _ChangeIn = Field(default_factory=_ChangeIn)
     approval: _ApprovalIn | None = None

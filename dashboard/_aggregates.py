@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["AgentActivity", "DayCount", "Totals", "active_agents", "daily_counts", "distinct_values", "totals"]
+__all__ = [
+    "AgentActivity", "DayCount", "Totals", "active_agents", "daily_counts", "distinct_values", "latest_time", "totals",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +149,13 @@ def distinct_values(reader: Any, column: str, *, limit: int = 500) -> list[str]:
         "actor_kind": lambda e: e.event.actor.kind,
     }[column]
     return sorted({str(getter(e)) for e in _scan(reader)})[:limit]
+
+
+def latest_time(reader: Any) -> datetime | None:
+    """When the newest event in the ledger happened (``None`` for an empty ledger)."""
+    sql = _sql_for(reader)
+    if sql is not None:
+        t = sql.latest_time(reader)
+        return t if isinstance(t, datetime) else None
+    newest = list(reader.entries(limit=1))
+    return newest[0].event.occurred_at if newest else None

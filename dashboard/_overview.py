@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.event import format_time
-from dashboard._aggregates import AgentActivity, DayCount, Totals, active_agents, daily_counts, totals
+from dashboard._aggregates import (
+    AgentActivity,
+    DayCount,
+    Totals,
+    active_agents,
+    daily_counts,
+    latest_time,
+    totals,
+)
 from dashboard._integrity import VerifyStatus, latest_checkpoint
 from dashboard._violations import acknowledgements
 
@@ -36,14 +44,22 @@ class Overview:
     verification: VerifyStatus | None
     """The last verification this dashboard (or ``railbook verify``) recorded."""
     window_days: int
+    window_end: datetime
+    """The charts' window ends here: now, or the newest event if the ledger is older."""
 
 
 def overview(
     reader: Any, *, checkpoints: list[Any], verification: VerifyStatus | None, days: int = 30,
     now: datetime | None = None,
 ) -> Overview:
-    """Everything the Overview page shows. ``days`` bounds the charts and the active-agents list."""
-    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    """Everything the Overview page shows. ``days`` bounds the charts and the active-agents list; the
+    window ends at the newest event when that is older than ``now`` (an archived offline copy still
+    shows its activity)."""
+    end = now or datetime.now(UTC)
+    newest = latest_time(reader)
+    if newest is not None and newest < end:
+        end = newest
+    since = end - timedelta(days=days)
     t = totals(reader)
     acked = len(acknowledgements(reader))
     cp = latest_checkpoint(checkpoints)
@@ -55,6 +71,7 @@ def overview(
         checkpoint=cp.to_dict() if cp is not None else None,
         verification=verification,
         window_days=days,
+        window_end=end,
     )
 
 

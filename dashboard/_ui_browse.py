@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -35,6 +36,8 @@ def render_overview() -> None:
     c2.metric("Violations", f"{ov.totals.violations:,}")
     c3.metric("Open violations", f"{ov.open_violations:,}")
     c4.metric(f"Active agents ({ov.window_days} d)", f"{len(ov.agents):,}")
+    if (datetime.now(UTC) - ov.window_end).days >= 1:
+        st.caption(f"Charts cover the {ov.window_days} days up to the newest event ({format_time(ov.window_end)}).")
     v = ov.verification
     if v is not None and not v.ok:
         st.error(f"Integrity: verification {verification_line(v)}")

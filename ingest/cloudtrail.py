@@ -149,7 +149,7 @@ class CloudTrailAdapter(BaseAdapter):
             event_type=r.eventType,
             event_category=r.eventCategory,
             read_only=r.readOnly,
-            request_id=r.requestID,
+            aws__request_id=r.requestID,  # not `request_id`: that names an approval request
             shared_event_id=r.sharedEventID,
             event_name=r.eventName if verb != r.eventName else None,
         )

@@ -16,7 +16,9 @@ import duckdb
 from ledger import _query
 from ledger.entry import Entry
 
-__all__ = ["active_agents", "daily_counts", "distinct_values", "supports", "totals", "violation_entries"]
+__all__ = [
+    "active_agents", "daily_counts", "distinct_values", "latest_time", "supports", "totals", "violation_entries",
+]
 
 _DISTINCT = {"source": "source", "action": "action", "environment": "environment", "actor_kind": "actor_kind"}
 
@@ -91,6 +93,13 @@ def totals(reader: Any) -> tuple[int, int]:
     con, rel = _rel(reader)
     row = con.execute(f"SELECT count(*), count(*) FILTER (outcome = 'deny') FROM {rel}").fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def latest_time(reader: Any) -> datetime | None:
+    """The newest ``occurred_at`` (Parquet min/max statistics make this cheap)."""
+    con, rel = _rel(reader)
+    row = con.execute(f"SELECT max(occurred_at) FROM {rel}").fetchone()
+    return row[0] if row else None
 
 
 def distinct_values(reader: Any, column: str, *, limit: int = 500) -> list[str]:

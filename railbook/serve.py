@@ -229,6 +229,8 @@ class Server:
                 producer_config={"linger_ms": 20, "max_request_size": 8 << 20},
             )
         self._consumer = consumer
+        self._seek_lock = threading.Lock()
+        self._needs_seek: set[Any] = set()
         # a group without a cursor starts its outputs at the current end of the ledger (entries
         # ingested some other way are not back-filled onto the topics)
         stored_cursor = self.ledger.committed_offsets(options.group).get(OUTPUT_CURSOR)
@@ -267,6 +269,9 @@ class Server:
                 records = self._consumer.poll(
                     timeout_ms=int(self.options.poll_timeout * 1000), max_records=self.options.batch_size
                 )
+                reseeked = self._seek_assigned()
+                if records and reseeked:
+                    records = {tp: msgs for tp, msgs in records.items() if tp not in reseeked}
                 if records:
                     self._process(records)
                     self._idle_since = time.monotonic()
@@ -315,12 +320,34 @@ class Server:
 
     # --- rebalance ---------------------------------------------------------------------------------
 
+    # kafka-python 3 runs rebalance callbacks on its I/O thread, where nothing may block on the
+    # network: the callbacks only note what changed; the seeks happen on the main thread right
+    # after the poll that rebalanced, and records that poll returned for those partitions are
+    # dropped unprocessed (they were fetched from Kafka's idea of the position, not the ledger's).
+
     def _on_assigned(self, assigned: Sequence[Any]) -> None:
+        with self._seek_lock:
+            self._needs_seek.update(assigned)
+        self._idle_since = time.monotonic()
+
+    def _on_revoked(self, revoked: Sequence[Any]) -> None:
+        # no batch is in flight (callbacks run while the main thread waits in poll) and the ledger's
+        # offsets were committed to the group after the last batch; repeat them asynchronously in
+        # case that commit failed, so the next owner of these partitions starts where we stopped
+        with self._seek_lock:
+            self._needs_seek.difference_update(revoked)
+        self._commit_kafka([(tp.topic, tp.partition) for tp in revoked], blocking=False)
+
+    def _seek_assigned(self) -> set[Any]:
+        """Seek newly assigned partitions to max(ledger offset, group offset); returns them."""
+        with self._seek_lock:
+            pending, self._needs_seek = self._needs_seek, set()
+        if not pending:
+            return pending
         consumer = self._consumer
-        if consumer is None:
-            return
+        assert consumer is not None
         stored = self.ledger.committed_offsets(self.options.group)
-        for tp in assigned:
+        for tp in pending:
             own = stored.get((tp.topic, tp.partition))
             group = self._kafka_committed(tp)
             if own is not None and group is not None and group > own:
@@ -341,7 +368,7 @@ class Server:
             else:
                 consumer.seek(tp, start)
                 logger.info("assigned topic=%s partition=%d from=%d", tp.topic, tp.partition, start)
-        self._idle_since = time.monotonic()
+        return pending
 
     def _kafka_committed(self, tp: Any) -> int | None:
         try:
@@ -353,12 +380,7 @@ class Server:
             return None
         return int(off) if off is not None and off >= 0 else None
 
-    def _on_revoked(self, revoked: Sequence[Any]) -> None:
-        # no batch is in flight here (callbacks run inside poll); hand the ledger's offsets to the
-        # group so the next owner of these partitions continues where this ledger stopped
-        self._commit_kafka([(tp.topic, tp.partition) for tp in revoked])
-
-    def _commit_kafka(self, only: Sequence[tuple[str, int]] | None) -> None:
+    def _commit_kafka(self, only: Sequence[tuple[str, int]] | None, *, blocking: bool = True) -> None:
         from kafka.structs import OffsetAndMetadata, TopicPartition
 
         consumer = self._consumer
@@ -366,16 +388,20 @@ class Server:
             return
         stored = self.ledger.committed_offsets(self.options.group)
         stored.pop(OUTPUT_CURSOR, None)
-        try:
-            assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        except Exception:
-            assigned = set()
-        keys = [k for k in (only if only is not None else assigned) if k in stored]
+        if only is None:
+            try:
+                only = [(tp.topic, tp.partition) for tp in consumer.assignment()]
+            except Exception:
+                only = []
+        keys = [k for k in only if k in stored]
         if not keys:
             return
         offsets = {TopicPartition(t, p): OffsetAndMetadata(stored[(t, p)], "", -1) for t, p in keys}
         try:
-            consumer.commit(offsets)
+            if blocking:
+                consumer.commit(offsets)
+            else:
+                consumer.commit_async(offsets)
         except Exception as exc:  # the ledger has them; the group offset is advisory
             logger.warning("kafka offset commit failed (ledger offsets are authoritative): %s", exc)
 

@@ -18,8 +18,8 @@ def _group_members(bootstrap: str, group: str) -> int:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5000)
     try:
-        [desc] = admin.describe_groups([group])
-        return len(desc.members) if desc.state == "Stable" else 0
+        desc = admin.describe_groups([group])[group]
+        return len(desc["members"]) if desc["group_state"] == "Stable" else 0
     except Exception:  # coordinator not elected yet on a fresh broker
         return 0
     finally:

@@ -154,3 +154,44 @@ def test_settings_validation_and_env_secrets(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HOOK_SECRET", "k")
     sink = build_sink(spec)
     assert isinstance(sink, WebhookSink) and sink.secret == "k"
+
+
+def test_kafka_sink_keys_by_idempotency_key_and_wraps_failures() -> None:
+    from alerts import KafkaSink
+
+    class Fut:
+        def __init__(self, exc: Exception | None) -> None:
+            self.exc = exc
+
+        def get(self, timeout: float) -> None:
+            if self.exc:
+                raise self.exc
+
+    class Producer:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes, bytes]] = []
+            self.fail: Exception | None = None
+
+        def send(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> Fut:
+            self.sent.append((topic, key, value))
+            return Fut(self.fail)
+
+        def close(self, timeout: float) -> None:
+            pass
+
+    prod = Producer()
+    sink = KafkaSink("bus", "127.0.0.1:1", "railbook.alerts", producer=prod)
+    sink.send(_alert())
+    assert prod.sent[0][:2] == ("railbook.alerts", b"rb-1:7")
+    assert json.loads(prod.sent[0][2])["idempotency_key"] == "rb-1:7"
+    prod.fail = TimeoutError("no ack")
+    with pytest.raises(AlertError, match="railbook.alerts"):
+        sink.send(_alert())
+
+
+def test_kafka_sink_unreachable_broker_is_an_alert_error() -> None:
+    from alerts import KafkaSink
+
+    sink = KafkaSink("bus", "127.0.0.1:1", "railbook.alerts", timeout=0.5)
+    with pytest.raises(AlertError, match="bus"):
+        sink.send(_alert())
