@@ -95,7 +95,9 @@ def decode_event(data: bytes, *, where: str = "message") -> CanonicalEvent:
     except Exception as exc:  # fastavro raises a zoo of EOFError/ValueError/UnicodeDecodeError/…
         raise DecodeError(f"{where}: bad Avro body: {type(exc).__name__}: {exc}", reason="bad-avro") from exc
     if buf.tell() != len(data):
-        raise DecodeError(f"{where}: {len(data) - buf.tell()} trailing bytes after the Avro body", reason="bad-avro")
+        raise DecodeError(
+            f"{where}: {len(data) - buf.tell()} trailing bytes after the Avro body", reason="bad-avro"
+        )
     assert isinstance(rec, dict)
     rec["occurred_at"] = format_time(rec["occurred_at"])
     ap = rec.get("approval")

@@ -34,6 +34,12 @@ class DeadLetter:
     def of(cls, *, source: str, reason: str, detail: str, raw: bytes, where: str) -> DeadLetter:
         """Build one, truncating oversized raw bytes (the detail says so)."""
         if len(raw) > MAX_DEAD_LETTER_BYTES:
-            return cls(source, reason, f"{detail} (raw truncated from {len(raw)} bytes)",
-                       raw[:MAX_DEAD_LETTER_BYTES], where, truncated=True)
+            return cls(
+                source,
+                reason,
+                f"{detail} (raw truncated from {len(raw)} bytes)",
+                raw[:MAX_DEAD_LETTER_BYTES],
+                where,
+                truncated=True,
+            )
         return cls(source, reason, detail, raw, where)

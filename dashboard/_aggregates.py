@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 __all__ = [
-    "AgentActivity", "DayCount", "Totals", "active_agents", "daily_counts", "distinct_values", "latest_time", "totals",
+    "AgentActivity",
+    "DayCount",
+    "Totals",
+    "active_agents",
+    "daily_counts",
+    "distinct_values",
+    "latest_time",
+    "totals",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +96,9 @@ def daily_counts(reader: Any, *, since: datetime | None = None) -> list[DayCount
         if d.outcome == "deny":
             for rail in d.rails:
                 counter[(day, d.outcome, rail, d.severity)] += 1
-    return [DayCount(k[0], k[1], k[2], k[3], n) for k, n in sorted(counter.items(), key=lambda kv: str(kv[0]))]
+    return [
+        DayCount(k[0], k[1], k[2], k[3], n) for k, n in sorted(counter.items(), key=lambda kv: str(kv[0]))
+    ]
 
 
 def active_agents(reader: Any, *, since: datetime | None = None, limit: int = 50) -> list[AgentActivity]:
@@ -142,7 +152,7 @@ def distinct_values(reader: Any, column: str, *, limit: int = 500) -> list[str]:
     sql = _sql_for(reader)
     if sql is not None:
         return [str(v) for v in sql.distinct_values(reader, column, limit=limit)]
-    getter = {
+    getter: Callable[[Any], Any] = {
         "source": lambda e: e.event.source,
         "action": lambda e: e.event.action,
         "environment": lambda e: e.event.resource.environment,

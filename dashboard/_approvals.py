@@ -165,7 +165,9 @@ def approval_event(
         reason = reason or "not-signed-in"
         raise PermissionError(f"{reason}: {REFUSALS[reason]}")
     at = now or datetime.now(UTC)
-    expires = at + (ttl or timedelta(seconds=config.policy.approval_ttl_seconds)) if decision == "grant" else None
+    expires = (
+        at + (ttl or timedelta(seconds=config.policy.approval_ttl_seconds)) if decision == "grant" else None
+    )
     attrs = {"via": "dashboard"}
     if comment.strip():
         attrs["comment"] = comment.strip()[:4000]

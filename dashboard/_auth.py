@@ -81,7 +81,7 @@ def token_user(config: Config, token: str) -> tuple[User | None, str]:
         return None, "unknown token: its SHA-256 is not an approver or admin token in [server] tokens"
     if not principal.actor:
         return None, (
-            f"token {principal.name!r} names no actor; set actor = \"you@example.com\" on it in "
+            f'token {principal.name!r} names no actor; set actor = "you@example.com" on it in '
             "[server] tokens so approvals are recorded under a person"
         )
     return User(principal.actor, "token", token), ""

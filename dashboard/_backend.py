@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import EvidenceError
-from dashboard._integrity import Progress, VerifyStatus, load_status, read_checkpoints, run_verification, save_status
+from dashboard._integrity import (
+    Progress,
+    VerifyStatus,
+    load_status,
+    read_checkpoints,
+    run_verification,
+    save_status,
+)
 from dashboard._reader import LedgerSource, SourceMode, StaticSource
 from dashboard._settings import DashboardSettings, dashboard_settings
 from dashboard._submit import InProcessSubmitter, ServiceSubmitter, Submitter
@@ -88,8 +95,8 @@ class Backend:
         from ledger import build_evidence
 
         with self.source.reader() as reader:
-            target = reader if hasattr(reader, "inclusion_proof") else SegmentLedger(reader)
-            pack = build_evidence(target, **query)
+            target: Any = reader if hasattr(reader, "inclusion_proof") else SegmentLedger(reader)
+            pack = build_evidence(target, **query)  # SegmentLedger has the Ledger methods it uses
         return (json.dumps(pack, indent=2, sort_keys=True, default=str) + "\n").encode()
 
 
@@ -136,7 +143,7 @@ class SegmentLedger:
         leaves = self._leaves
 
         def fetch(ids: Any) -> list[bytes]:
-            return [root_from_leaf_hashes(leaves[i << lv:(i + 1) << lv]) for lv, i in ids]
+            return [root_from_leaf_hashes(leaves[i << lv : (i + 1) << lv]) for lv, i in ids]
 
         return inclusion_proof_at(seq, tree_size, fetch)
 
@@ -149,7 +156,11 @@ def _service_token(config: Config, settings: DashboardSettings) -> str | None:
     env = os.environ.get(TOKEN_ENV)
     if env:
         return env.strip()
-    path = Path(settings.service_token_file) if settings.service_token_file else config.ledger_path.parent / "service.token"
+    path = (
+        Path(settings.service_token_file)
+        if settings.service_token_file
+        else config.ledger_path.parent / "service.token"
+    )
     try:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError:
@@ -171,6 +182,8 @@ def open_backend(config: Config, *, mode: SourceMode | None = None, reader: Any 
         submitter = InProcessSubmitter(config, before=source.close)
     logger.info(
         "dashboard backend ledger=%s service=%s mode=%s",
-        config.ledger_path, settings.service_url, getattr(source, "mode", "static"),
+        config.ledger_path,
+        settings.service_url,
+        getattr(source, "mode", "static"),
     )
     return Backend(config, settings, source, submitter)

@@ -30,10 +30,15 @@ SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def _config(root: Path, entries: int) -> Config:
-    return Config.model_validate({
-        "ledger": {"path": str(root / "ledger.duckdb"), "checkpoint_every": max(entries, 1) * 2,
-                   "checkpoint_seconds": 1e9},
-    })
+    return Config.model_validate(
+        {
+            "ledger": {
+                "path": str(root / "ledger.duckdb"),
+                "checkpoint_every": max(entries, 1) * 2,
+                "checkpoint_seconds": 1e9,
+            },
+        }
+    )
 
 
 def build(root: Path, entries: int, say: Callable[[str], None]) -> tuple[Config, float]:
@@ -47,13 +52,18 @@ def build(root: Path, entries: int, say: Callable[[str], None]) -> tuple[Config,
     root.mkdir(parents=True, exist_ok=True)
     say(f"building a {entries:,}-entry ledger in {root} …")
     t = time.perf_counter()
-    seed_ledger(config, synthetic(entries), batch=50_000,
-                progress=lambda n: say(f"  {n:,} entries") if n % 200_000 == 0 else None)
+    seed_ledger(
+        config,
+        synthetic(entries),
+        batch=50_000,
+        progress=lambda n: say(f"  {n:,} entries") if n % 200_000 == 0 else None,
+    )
     return config, time.perf_counter() - t
 
 
-def run_bench(root: Path, *, entries: int, budget: float = 2.0,
-              say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+def run_bench(
+    root: Path, *, entries: int, budget: float = 2.0, say: Callable[[str], None] = lambda _m: None
+) -> dict[str, Any]:
     from streamlit.testing.v1 import AppTest
 
     from dashboard import APP_PATH, open_backend
@@ -71,14 +81,19 @@ def run_bench(root: Path, *, entries: int, budget: float = 2.0,
             if key.endswith(".page"):
                 at.session_state[key] = value
             else:
-                widget = at.selectbox(key=key) if key.endswith(("outcome", "severity")) else at.text_input(key=key)
+                widget = (
+                    at.selectbox(key=key) if key.endswith(("outcome", "severity")) else at.text_input(key=key)
+                )
                 widget.set_value(value)
         t = time.perf_counter()
         at.run()
         seconds = time.perf_counter() - t
         errors = [str(e.value) for e in at.exception]
-        pages[name] = {"seconds": round(seconds, 4), "within_budget": seconds <= budget and not errors,
-                       "errors": errors}
+        pages[name] = {
+            "seconds": round(seconds, 4),
+            "within_budget": seconds <= budget and not errors,
+            "errors": errors,
+        }
         say(f"{name:<16} {seconds:7.3f} s")
         for key in values:  # back to the defaults for the next scenario
             if key.endswith(".page"):

@@ -22,18 +22,27 @@ OUTCOME_COLORS = {"allowed": "#16a34a", "violation": "#dc2626"}
 
 def stacked_bars(rows: list[dict[str, Any]], key: str, *, title: str) -> alt.Chart:
     """Daily counts stacked by ``key`` (``outcome``, ``rail`` or ``severity``)."""
-    df = pd.DataFrame(rows if rows else [{"day": None, key: None, "count": 0}][:0], columns=["day", key, "count"])
+    df = pd.DataFrame(
+        rows if rows else [{"day": None, key: None, "count": 0}][:0], columns=["day", key, "count"]
+    )
     color: Any
     if key == "severity":
         order = [s for s in SEVERITY_COLORS if s in set(df[key])] or list(SEVERITY_COLORS)
-        color = alt.Color(f"{key}:N", sort=order, scale=alt.Scale(
-            domain=order, range=[SEVERITY_COLORS[s] for s in order]), title=key)
+        color = alt.Color(
+            f"{key}:N",
+            sort=order,
+            scale=alt.Scale(domain=order, range=[SEVERITY_COLORS[s] for s in order]),
+            title=key,
+        )
     elif key == "outcome":
-        color = alt.Color(f"{key}:N", scale=alt.Scale(
-            domain=list(OUTCOME_COLORS), range=list(OUTCOME_COLORS.values())), title="decision")
+        color = alt.Color(
+            f"{key}:N",
+            scale=alt.Scale(domain=list(OUTCOME_COLORS), range=list(OUTCOME_COLORS.values())),
+            title="decision",
+        )
     else:
         color = alt.Color(f"{key}:N", title=key)
-    return (
+    chart: alt.Chart = (
         alt.Chart(df, title=title)
         .mark_bar()
         .encode(
@@ -44,3 +53,4 @@ def stacked_bars(rows: list[dict[str, Any]], key: str, *, title: str) -> alt.Cha
         )
         .properties(height=240)
     )
+    return chart

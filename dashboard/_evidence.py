@@ -67,7 +67,11 @@ def chain_steps(answer: dict[str, Any]) -> list[tuple[str, str, bool]]:
     ch = answer["change"]
     agent = answer["actor"]["kind"] == "agent"
     steps: list[tuple[str, str, bool]] = [
-        ("what", f"{answer['action']} on {answer['resource']['id']} [{answer['resource']['environment']}]", True),
+        (
+            "what",
+            f"{answer['action']} on {answer['resource']['id']} [{answer['resource']['environment']}]",
+            True,
+        ),
         ("who", f"{answer['actor']['id']} ({answer['actor']['kind']})", True),
         ("credential", answer["actor"]["credential"] or "—", True),
         (
@@ -100,12 +104,25 @@ def chain_steps(answer: dict[str, Any]) -> list[tuple[str, str, bool]]:
         )
     else:
         failures = ", ".join(ap.get("failures") or []) or "no approval was requested or granted"
-        steps.append(("approval", f"{ap.get('status')}: {failures}", ap.get("status") in ("covered", "not-needed")))
+        steps.append(
+            ("approval", f"{ap.get('status')}: {failures}", ap.get("status") in ("covered", "not-needed"))
+        )
     d = answer["decision"]
     verdict = "VIOLATION" if d["outcome"] == "deny" else "allowed"
-    steps.append(("decision", f"{verdict} — " + ("; ".join(
-        f"rail {r['rail']} · {r['severity']} · {r['policy_id']}: {r['title']}" for r in d["reasons"]
-    ) or "no policy forbids it"), d["outcome"] == "allow"))
+    steps.append(
+        (
+            "decision",
+            f"{verdict} — "
+            + (
+                "; ".join(
+                    f"rail {r['rail']} · {r['severity']} · {r['policy_id']}: {r['title']}"
+                    for r in d["reasons"]
+                )
+                or "no policy forbids it"
+            ),
+            d["outcome"] == "allow",
+        )
+    )
     steps.append(("policy version", d["policy_version"], True))
     rec = answer["record"]
     where = f"ledger seq {rec['seq']}, leaf {rec['leaf_hash']}"

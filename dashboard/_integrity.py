@@ -63,8 +63,12 @@ class VerifyStatus:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VerifyStatus:
         return cls(
-            bool(d["ok"]), parse_time(str(d["at"])), int(d["tree_size"]), str(d["message"]),
-            d.get("first_bad_seq"), float(d.get("seconds", 0.0)),
+            bool(d["ok"]),
+            parse_time(str(d["at"])),
+            int(d["tree_size"]),
+            str(d["message"]),
+            d.get("first_bad_seq"),
+            float(d.get("seconds", 0.0)),
         )
 
 
@@ -161,10 +165,15 @@ def run_verification(
         return VerifyStatus(False, clock(), -1, exc.diagnostics(), None, time.perf_counter() - started)
     size = _field(report, "tree_size", "size", "entries") or 0
     ok = _field(report, "ok")
-    message = _field(report, "message", "summary") or f"all {int(size):,} entries, chain, roots and signatures check"
+    message = (
+        _field(report, "message", "summary")
+        or f"all {int(size):,} entries, chain, roots and signatures check"
+    )
     if progress is not None:
         progress(1.0, "done")
-    return VerifyStatus(ok is not False, clock(), int(size), str(message), None, time.perf_counter() - started)
+    return VerifyStatus(
+        ok is not False, clock(), int(size), str(message), None, time.perf_counter() - started
+    )
 
 
 def _field(report: Any, *names: str) -> Any:

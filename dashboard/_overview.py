@@ -49,7 +49,11 @@ class Overview:
 
 
 def overview(
-    reader: Any, *, checkpoints: list[Any], verification: VerifyStatus | None, days: int = 30,
+    reader: Any,
+    *,
+    checkpoints: list[Any],
+    verification: VerifyStatus | None,
+    days: int = 30,
     now: datetime | None = None,
 ) -> Overview:
     """Everything the Overview page shows. ``days`` bounds the charts and the active-agents list; the

@@ -124,9 +124,7 @@ class LedgerSource:
     @contextmanager
     def reader(self) -> Iterator[Any]:
         """A reader for the duration of the ``with`` block."""
-        use_file = self.mode == "file" or (
-            self.mode == "auto" and self.config.ledger_path.exists()
-        )
+        use_file = self.mode == "file" or (self.mode == "auto" and self.config.ledger_path.exists())
         if use_file:
             from ledger import Ledger
 
@@ -144,7 +142,8 @@ class LedgerSource:
         if not self.config.segments_dir.exists() and self.mode != "segments":
             raise LedgerError(
                 f"no ledger at {str(self.config.ledger_path)!r} and no published segments in "
-                f"{str(self.config.segments_dir)!r}; run 'railbook demo' or 'railbook ingest', or pass --ledger"
+                f"{str(self.config.segments_dir)!r}; run 'railbook demo' or 'railbook ingest', "
+                "or pass --ledger"
             )
         self.last_mode = "segments"
         yield self._segment_reader()

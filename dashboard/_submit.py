@@ -123,7 +123,9 @@ class InProcessSubmitter:
         reasons = list(decision.policy_ids)
         if decision.approval is not None:
             reasons += list(decision.approval.failures)
-        logger.info("submitted in-process event_id=%s seq=%d outcome=%s", event.event_id, seq, decision.outcome)
+        logger.info(
+            "submitted in-process event_id=%s seq=%d outcome=%s", event.event_id, seq, decision.outcome
+        )
         return Receipt(event.event_id, seq, decision.outcome, tuple(reasons), "in-process")
 
     def submit_approval(self, event: CanonicalEvent, *, token: str | None) -> Receipt:

@@ -72,9 +72,16 @@ def render_approvals() -> None:
             why = refusal(b.config, user.id if user else None, req)
             st.text_input("Comment", key=f"ap.comment.{req.request_id}")
             c1, c2 = st.columns(2)
-            c1.button("Approve", key=f"ap.grant.{req.request_id}", type="primary", on_click=_answer,
-                      args=(req.request_id, "grant"))
-            c2.button("Deny", key=f"ap.deny.{req.request_id}", on_click=_answer, args=(req.request_id, "deny"))
+            c1.button(
+                "Approve",
+                key=f"ap.grant.{req.request_id}",
+                type="primary",
+                on_click=_answer,
+                args=(req.request_id, "grant"),
+            )
+            c2.button(
+                "Deny", key=f"ap.deny.{req.request_id}", on_click=_answer, args=(req.request_id, "deny")
+            )
             if why is not None:
                 st.warning(f"You cannot answer this request — {why}: {REFUSALS[why]}")
     st.subheader("History")
@@ -87,10 +94,17 @@ def render_approvals() -> None:
 def render_evidence() -> None:
     b = backend()
     sidebar(b)
-    header("Evidence", "Who authorized that change, and where is the record? Find it, read the chain, hand over the pack.")
+    header(
+        "Evidence",
+        "Who authorized that change, and where is the record? Find it, read the chain, hand over the pack.",
+    )
     # deep links (alerts point here): /evidence?event_id=…, ?commit=…, ?pull_request=…, ?resource=…
-    for param, key in (("event_id", "evi.event_id"), ("commit", "evi.commit"), ("pull_request", "evi.pr"),
-                       ("resource", "evi.resource")):
+    for param, key in (
+        ("event_id", "evi.event_id"),
+        ("commit", "evi.commit"),
+        ("pull_request", "evi.pr"),
+        ("resource", "evi.resource"),
+    ):
         if param in st.query_params and key not in st.session_state:
             st.session_state[key] = st.query_params[param]
     c1, c2 = st.columns(2)
@@ -114,7 +128,9 @@ def render_evidence() -> None:
             st.warning("Nothing in the ledger matches.")
             return
         st.dataframe(rows, hide_index=True, width="stretch")
-        chosen = st.selectbox("Show the attribution chain of", [r["event_id"] for r in rows], key="evi.chosen")
+        chosen = st.selectbox(
+            "Show the attribution chain of", [r["event_id"] for r in rows], key="evi.chosen"
+        )
         answer = evidence_answer(reader, chosen)
     if answer is None:
         st.warning(f"{chosen} is not in the ledger.")
@@ -124,12 +140,23 @@ def render_evidence() -> None:
     (st.error if verdict == "deny" else st.success)(
         f"{answer['event_id']} · {'VIOLATION' if verdict == 'deny' else 'allowed'} · {answer['occurred_at']}"
     )
-    st.table([{"step": s, "value": v, "check": "ok" if ok else "GAP"} for s, v, ok in chain_steps(answer)])
+    st.table(
+        [{"step": s, "value": v, "check": "ok" if ok else "attention"} for s, v, ok in chain_steps(answer)]
+    )
     if answer["attribution_missing"]:
         st.error("Attribution gaps (rail 4): " + ", ".join(answer["attribution_missing"]))
     one = {"event_id": chosen}
-    change = {k: v for k, v in (("commit", q.commit), ("pull_request", q.pull_request), ("resource", q.resource),
-                                ("since", q.since), ("until", q.until)) if v}
+    change = {
+        k: v
+        for k, v in (
+            ("commit", q.commit),
+            ("pull_request", q.pull_request),
+            ("resource", q.resource),
+            ("since", q.since),
+            ("until", q.until),
+        )
+        if v
+    }
     packs = [(f"this event ({chosen})", one)]
     if change and not q.event_id:
         packs.append(("the whole change (all matches)", change))
@@ -147,7 +174,8 @@ def render_evidence() -> None:
             st.download_button(
                 f"Download evidence pack: {label}",
                 data=ready[1],
-                file_name="evidence-" + "-".join(str(v) for v in query.values()).replace(":", "_").replace("/", "_")[:60]
+                file_name="evidence-"
+                + "-".join(str(v) for v in query.values()).replace(":", "_").replace("/", "_")[:60]
                 + ".json",
                 mime="application/json",
                 key=f"evi.dl.{n}",
@@ -160,7 +188,10 @@ def render_evidence() -> None:
 def render_integrity() -> None:
     b = backend()
     sidebar(b)
-    header("Integrity", "Re-derive every leaf, the chain, each signed root and signature; prove an entry is included.")
+    header(
+        "Integrity",
+        "Re-derive every leaf, the chain, each signed root and signature; prove an entry is included.",
+    )
     status = b.verification()
     (st.success if status and status.ok else st.warning if status is None else st.error)(
         f"Last verification: {verification_line(status)}"
@@ -177,8 +208,13 @@ def render_integrity() -> None:
             st.error(exc.diagnostics())
         else:
             (st.success if result.ok else st.error)(
-                f"Verification {'passed' if result.ok else 'FAILED'} in {result.seconds:.1f} s: {result.message}"
-                + (f" (first bad entry: seq {result.first_bad_seq})" if result.first_bad_seq is not None else "")
+                f"Verification {'passed' if result.ok else 'FAILED'} in {result.seconds:.1f} s: "
+                f"{result.message}"
+                + (
+                    f" (first bad entry: seq {result.first_bad_seq})"
+                    if result.first_bad_seq is not None
+                    else ""
+                )
             )
     st.subheader("Signed checkpoints")
     cps = b.checkpoints()

@@ -27,17 +27,23 @@ SEVERITY_CHOICES = ["critical", "high", "medium", "low", "info"]
 def render_overview() -> None:
     b = backend()
     sidebar(b)
-    header("Overview", "The four rails at a glance: what happened, what broke a rail, and whether the record holds.")
+    header(
+        "Overview",
+        "The four rails at a glance: what happened, what broke a rail, and whether the record holds.",
+    )
     with b.source.reader() as reader:
-        ov = overview(reader, checkpoints=b.checkpoints(), verification=b.verification(),
-                      days=b.settings.overview_days)
+        ov = overview(
+            reader, checkpoints=b.checkpoints(), verification=b.verification(), days=b.settings.overview_days
+        )
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Entries", f"{ov.totals.entries:,}")
     c2.metric("Violations", f"{ov.totals.violations:,}")
     c3.metric("Open violations", f"{ov.open_violations:,}")
     c4.metric(f"Active agents ({ov.window_days} d)", f"{len(ov.agents):,}")
     if (datetime.now(UTC) - ov.window_end).days >= 1:
-        st.caption(f"Charts cover the {ov.window_days} days up to the newest event ({format_time(ov.window_end)}).")
+        st.caption(
+            f"Charts cover the {ov.window_days} days up to the newest event ({format_time(ov.window_end)})."
+        )
     v = ov.verification
     if v is not None and not v.ok:
         st.error(f"Integrity: verification {verification_line(v)}")
@@ -47,21 +53,31 @@ def render_overview() -> None:
         st.warning(f"Integrity: {verification_line(v)}")
     st.markdown(f"**Latest signed checkpoint:** {checkpoint_line(ov.checkpoint)}")
     left, right = st.columns(2)
-    left.altair_chart(stacked_bars(series_by(ov.daily, "rail"), "rail", title="Violations by rail"),
-                      width="stretch")
-    right.altair_chart(stacked_bars(series_by(ov.daily, "severity"), "severity", title="Violations by severity"),
-                       width="stretch")
-    st.altair_chart(stacked_bars(series_by(ov.daily, "outcome"), "outcome", title="Events by decision"),
-                    width="stretch")
+    left.altair_chart(
+        stacked_bars(series_by(ov.daily, "rail"), "rail", title="Violations by rail"), width="stretch"
+    )
+    right.altair_chart(
+        stacked_bars(series_by(ov.daily, "severity"), "severity", title="Violations by severity"),
+        width="stretch",
+    )
+    st.altair_chart(
+        stacked_bars(series_by(ov.daily, "outcome"), "outcome", title="Events by decision"), width="stretch"
+    )
     st.subheader("Active agents")
     if ov.agents:
         st.dataframe(
             [
-                {"agent": a.actor, "on behalf of": a.on_behalf_of or "—", "events": a.events,
-                 "violations": a.violations, "last seen": format_time(a.last_seen)}
+                {
+                    "agent": a.actor,
+                    "on behalf of": a.on_behalf_of or "—",
+                    "events": a.events,
+                    "violations": a.violations,
+                    "last seen": format_time(a.last_seen),
+                }
                 for a in ov.agents
             ],
-            hide_index=True, width="stretch",
+            hide_index=True,
+            width="stretch",
         )
     else:
         st.info(f"No agent activity in the last {ov.window_days} days.")
@@ -71,7 +87,9 @@ def _filters(reader: Any) -> EventFilter:
     with st.expander("Filters", expanded=True):
         c1, c2, c3, c4 = st.columns(4)
         source = c1.selectbox("Source", ["any", *distinct_values(reader, "source")], key="ev.source")
-        kind = c2.selectbox("Actor kind", ["any", "agent", "human", "pipeline", "service", "unknown"], key="ev.kind")
+        kind = c2.selectbox(
+            "Actor kind", ["any", "agent", "human", "pipeline", "service", "unknown"], key="ev.kind"
+        )
         env = c3.selectbox("Environment", ["any", *distinct_values(reader, "environment")], key="ev.env")
         outcome = c4.selectbox("Decision", ["any", "deny", "allow"], key="ev.outcome")
         c5, c6, c7 = st.columns(3)
@@ -115,7 +133,9 @@ def _pager_buttons(key: str, page: int, has_next: bool, shown: int, first: int) 
 def render_events() -> None:
     b = backend()
     sidebar(b)
-    header("Events", "Every event and its decision. Filters and search run in the ledger; one page at a time.")
+    header(
+        "Events", "Every event and its decision. Filters and search run in the ledger; one page at a time."
+    )
     with b.source.reader() as reader:
         flt = _filters(reader)
         page = _pager("ev", flt)
@@ -137,8 +157,10 @@ def _detail(d: dict[str, Any]) -> None:
     if dec["outcome"] == "deny":
         st.error(f"VIOLATION · rails {', '.join(map(str, dec['rails']))} · {dec['severity']}")
         for r in d["reasons"]:
-            st.markdown(f"- **{r['policy_id']}** (rail {r['rail']}, {r['severity']}): {r['title']}"
-                        + (f" — *{r['remediation']}*" if r.get("remediation") else ""))
+            st.markdown(
+                f"- **{r['policy_id']}** (rail {r['rail']}, {r['severity']}): {r['title']}"
+                + (f" — *{r['remediation']}*" if r.get("remediation") else "")
+            )
     else:
         st.success("allowed")
     t1, t2, t3, t4 = st.tabs(["Canonical event", "Decision", "Raw record", "Ledger record"])
@@ -178,7 +200,10 @@ def _ack(event_id: str, comment_key: str) -> None:
 def render_violations() -> None:
     b = backend()
     user = sidebar(b)
-    header("Violations", "Every event a rail forbids, newest first. Acknowledge one with a comment: that is an event too.")
+    header(
+        "Violations",
+        "Every event a rail forbids, newest first. Acknowledge one with a comment: that is an event too.",
+    )
     show_flash()
     c1, c2, c3, c4 = st.columns(4)
     rail = c1.selectbox("Rail", ["any", *[RAIL_NAMES[i] for i in (1, 2, 3, 4)]], key="vi.rail")
@@ -199,8 +224,20 @@ def render_violations() -> None:
     if not rows:
         st.success("No violations match.")
         return
-    cols = ["seq", "occurred_at", "rails", "severity", "actor", "on_behalf_of", "action", "resource",
-            "environment", "titles", "acknowledged", "event_id"]
+    cols = [
+        "seq",
+        "occurred_at",
+        "rails",
+        "severity",
+        "actor",
+        "on_behalf_of",
+        "action",
+        "resource",
+        "environment",
+        "titles",
+        "acknowledged",
+        "event_id",
+    ]
     st.dataframe([{k: r[k] for k in cols} for r in rows], hide_index=True, width="stretch")
     _pager_buttons("vi", page, more, len(rows), page * b.settings.page_size + 1)
     st.subheader("Acknowledge")
@@ -208,5 +245,11 @@ def render_violations() -> None:
     entry = next(e for e in entries if e.event.event_id == chosen)
     _detail(event_detail(entry))
     st.text_area("Comment (what was done about it, or why it is accepted)", key="vi.comment")
-    st.button("Acknowledge", key="vi.ack", on_click=_ack, args=(chosen, "vi.comment"), disabled=user is None,
-              help=None if user else "sign in to acknowledge")
+    st.button(
+        "Acknowledge",
+        key="vi.ack",
+        on_click=_ack,
+        args=(chosen, "vi.comment"),
+        disabled=user is None,
+        help=None if user else "sign in to acknowledge",
+    )

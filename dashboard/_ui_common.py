@@ -80,7 +80,13 @@ def sidebar(b: Backend) -> User | None:
             if st.button("Sign in"):
                 st.login(b.settings.oidc_provider) if b.settings.oidc_provider else st.login()
         elif method == "token":
-            st.text_input("Approver token", type="password", key="railbook.token_input", on_change=_token_login, args=(b,))
+            st.text_input(
+                "Approver token",
+                type="password",
+                key="railbook.token_input",
+                on_change=_token_login,
+                args=(b,),
+            )
             err = st.session_state.get("railbook.login_error")
             if err:
                 st.error(err)
@@ -117,7 +123,9 @@ def day_range(key: str, *, default_days: int | None = None) -> tuple[datetime | 
     d_from = c1.date_input("From (UTC)", value=default_from, key=f"{key}.from")
     d_to = c2.date_input("To (UTC)", value=None, key=f"{key}.to")
     since = datetime.combine(d_from, time.min, tzinfo=UTC) if isinstance(d_from, date) else None
-    until = datetime.combine(d_to, time.min, tzinfo=UTC) + timedelta(days=1) if isinstance(d_to, date) else None
+    until = (
+        datetime.combine(d_to, time.min, tzinfo=UTC) + timedelta(days=1) if isinstance(d_to, date) else None
+    )
     return since, until
 
 

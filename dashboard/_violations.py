@@ -93,8 +93,8 @@ def fetch_violations(
             limit=page_size + 1,
             offset=page * page_size,
         )
-        kept = list(got[:page_size])
-        return [_row(e, acks) for e in kept], kept, len(got) > page_size
+        page_entries = list(got[:page_size])
+        return [_row(e, acks) for e in page_entries], page_entries, len(got) > page_size
     want = page_size
     skip = page * page_size
     rows: list[dict[str, Any]] = []
@@ -105,7 +105,12 @@ def fetch_violations(
     for _ in range(50):
         got = list(
             reader.entries(
-                outcome="deny", rail=flt.rail, actor=flt.actor or None, since=flt.since, limit=chunk, offset=offset
+                outcome="deny",
+                rail=flt.rail,
+                actor=flt.actor or None,
+                since=flt.since,
+                limit=chunk,
+                offset=offset,
             )
         )
         offset += len(got)

@@ -75,6 +75,7 @@ def entries(
     action: str | None = None,
     environment: str | None = None,
     outcome: str | None = None,
+    mode: str | None = None,
     rail: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -91,6 +92,7 @@ def entries(
         ("actor_kind", kind),
         ("environment", environment),
         ("outcome", outcome),
+        ("mode", mode),
     ):
         if val is not None:
             where.append(f"{col} = ?")
@@ -131,7 +133,8 @@ def violations(
     since: datetime | None = None,
     limit: int = 1000,
 ) -> list[Entry]:
-    return entries(con, rel, outcome="deny", rail=rail, since=since, limit=limit)
+    # A gate-mode deny is an action that was stopped before it ran, not a violation.
+    return entries(con, rel, outcome="deny", mode="detect", rail=rail, since=since, limit=limit)
 
 
 def find(

@@ -17,7 +17,13 @@ from ledger import _query
 from ledger.entry import Entry
 
 __all__ = [
-    "active_agents", "daily_counts", "distinct_values", "latest_time", "supports", "totals", "violation_entries",
+    "active_agents",
+    "daily_counts",
+    "distinct_values",
+    "latest_time",
+    "supports",
+    "totals",
+    "violation_entries",
 ]
 
 _DISTINCT = {"source": "source", "action": "action", "environment": "environment", "actor_kind": "actor_kind"}
@@ -146,7 +152,8 @@ def violation_entries(
         where.append("NOT list_contains(?, event_id)")
         params.append(list(exclude))
     rows = con.execute(
-        f"SELECT {_query.ENTRY_COLUMNS} FROM {rel} WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ? OFFSET ?",
+        f"SELECT {_query.ENTRY_COLUMNS} FROM {rel} WHERE {' AND '.join(where)} "
+        "ORDER BY seq DESC LIMIT ? OFFSET ?",
         [*params, int(limit), int(offset)],
     ).fetchall()
     return _query._rows_to_entries(rows)

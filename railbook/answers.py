@@ -46,7 +46,12 @@ def _grant(reader: Any, request_id: str) -> dict[str, Any] | None:
                 "seq": entry.seq,
                 "approver": entry.event.actor.id,
                 "granted_at": entry.event.to_dict()["occurred_at"],
-                "scope": {"actor": ap.actor, "action": ap.action, "resource": ap.resource, "digest": ap.digest},
+                "scope": {
+                    "actor": ap.actor,
+                    "action": ap.action,
+                    "resource": ap.resource,
+                    "digest": ap.digest,
+                },
                 "expires_at": entry.event.to_dict()["approval"]["expires_at"],
             }
     return None

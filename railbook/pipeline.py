@@ -104,7 +104,9 @@ class Pipeline:
             else []
         )
         try:
-            result = self.ledger.append(list(zip(fresh, decisions, strict=True)), dead_letters=dead, offsets=offsets)
+            result = self.ledger.append(
+                list(zip(fresh, decisions, strict=True)), dead_letters=dead, offsets=offsets
+            )
         except BaseException:
             # The approval book already saw this batch; the ledger did not. Re-derive it from the
             # ledger so an approval is never marked used by an event that was not recorded.
@@ -120,5 +122,7 @@ class Pipeline:
         summary.duplicates += len(result.duplicates)
         summary.dead_lettered = result.dead_lettered
         summary.checkpoint = result.checkpoint
-        logger.debug("batch read=%d appended=%d dead=%d", summary.read, summary.appended, summary.dead_lettered)
+        logger.debug(
+            "batch read=%d appended=%d dead=%d", summary.read, summary.appended, summary.dead_lettered
+        )
         return summary

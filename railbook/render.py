@@ -49,14 +49,20 @@ def print_attribution(a: dict[str, Any]) -> None:
         t.add_row("approval", "not needed")
     elif ap["status"] == "covered" and ap.get("grant"):
         g = ap["grant"]
-        t.add_row("approval", f"[green]granted[/] by {g['approver']} at {g['granted_at']} (request {ap['request_id']})")
+        t.add_row(
+            "approval",
+            f"[green]granted[/] by {g['approver']} at {g['granted_at']} (request {ap['request_id']})",
+        )
     else:
         failures = ", ".join(ap["failures"]) or "no approval was requested or granted"
         t.add_row("approval", f"[red]{ap['status']}[/]: {failures}")
     t.add_row("decision", f"{verdict}  policy set {d['policy_version'][:16]}…")
     for r in d["reasons"]:
-        t.add_row("", f"rail {r['rail']} ({RAIL_NAMES.get(r['rail'], '?')}) · {r['severity']} · "
-                      f"{r['policy_id']}: {r['title']}")
+        t.add_row(
+            "",
+            f"rail {r['rail']} ({RAIL_NAMES.get(r['rail'], '?')}) · {r['severity']} · "
+            f"{r['policy_id']}: {r['title']}",
+        )
     if a["attribution_missing"]:
         t.add_row("attribution gaps", "[red]" + ", ".join(a["attribution_missing"]) + "[/]")
     rec = a["record"]
@@ -79,8 +85,13 @@ def print_violations(rows: list[dict[str, Any]]) -> None:
         t.add_column(col)
     for r in rows:
         t.add_row(
-            str(r["seq"]), r["occurred_at"], ",".join(map(str, r["rails"])), r["severity"] or "",
-            f"{r['actor']} ({r['actor_kind']})", r["action"], f"{r['resource']} [{r['environment']}]",
+            str(r["seq"]),
+            r["occurred_at"],
+            ",".join(map(str, r["rails"])),
+            r["severity"] or "",
+            f"{r['actor']} ({r['actor_kind']})",
+            r["action"],
+            f"{r['resource']} [{r['environment']}]",
             "\n".join(r["policies"]),
         )
     console.print(t)

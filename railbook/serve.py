@@ -100,6 +100,9 @@ class ServeOptions:
     """Exit after consuming this many messages (benchmarks)."""
     connect_timeout: float = 10.0
     """Seconds to wait for the first broker connection before failing."""
+    instance_id: str | None = None
+    """Static group membership (KIP-345): a restarted serve with the same id takes its partitions
+    back at once instead of waiting for the dead member's session to time out."""
     track_latency: bool = False
     """Record, per appended entry, milliseconds from the message's Kafka timestamp to the commit."""
 
@@ -172,6 +175,7 @@ def _consumer(options: ServeOptions, listener: Any) -> Any:
             heartbeat_interval_ms=3_000,
             bootstrap_timeout_ms=int(options.connect_timeout * 1000),
             request_timeout_ms=30_000,
+            group_instance_id=options.instance_id,
         )
         consumer.subscribe(list(options.topics), listener=listener)
     except _KafkaPythonError as exc:

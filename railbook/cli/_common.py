@@ -67,4 +67,6 @@ def print_json(doc: Any) -> None:
 def setup_logging(verbose: int) -> None:
     level_name = os.environ.get("RAILBOOK_LOGLEVEL")
     level = logging.WARNING - 10 * verbose if not level_name else getattr(logging, level_name.upper(), 30)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )

@@ -13,22 +13,48 @@ import click
 from dashboard import dashboard_settings, streamlit_command, streamlit_env
 from railbook.cli import main
 from railbook.cli._bench import bench, write_results
-from railbook.cli._common import CliContext, console, err_console, handle_errors, json_option, pass_ctx, print_json
+from railbook.cli._common import (
+    CliContext,
+    console,
+    err_console,
+    handle_errors,
+    json_option,
+    pass_ctx,
+    print_json,
+)
 
 
 @main.command()
-@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False),
-              help="Ledger to show (overrides the global --ledger / RAILBOOK_LEDGER).")
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False),
+    help="Ledger to show (overrides the global --ledger / RAILBOOK_LEDGER).",
+)
 @click.option("--host", default=None, help="Address to listen on (default [dashboard] host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default [dashboard] port, 8501).")
-@click.option("--service-url", default=None, envvar="RAILBOOK_SERVICE_URL",
-              help="The running service (railbook up) to submit approvals to; unset: offline copy, in-process.")
-@click.option("--user", default=None, envvar="RAILBOOK_DASHBOARD_USER",
-              help="Local user for the embedded default (loopback only) when no OIDC or token sign-in is set.")
+@click.option(
+    "--service-url",
+    default=None,
+    envvar="RAILBOOK_SERVICE_URL",
+    help="The running service (railbook up) to submit approvals to; unset: offline copy, in-process.",
+)
+@click.option(
+    "--user",
+    default=None,
+    envvar="RAILBOOK_DASHBOARD_USER",
+    help="Local user for the embedded default (loopback only) when no OIDC or token sign-in is set.",
+)
 @pass_ctx
 @handle_errors
-def dashboard(ctx: CliContext, ledger_path: str | None, host: str | None, port: int | None,
-              service_url: str | None, user: str | None) -> None:
+def dashboard(
+    ctx: CliContext,
+    ledger_path: str | None,
+    host: str | None,
+    port: int | None,
+    service_url: str | None,
+    user: str | None,
+) -> None:
     """Serve the Streamlit dashboard over the ledger.
 
     While a service (`railbook up`) writes the ledger, the dashboard reads the Parquet segments
@@ -52,10 +78,13 @@ def dashboard(ctx: CliContext, ledger_path: str | None, host: str | None, port: 
             "run 'railbook demo', or pass --ledger PATH"
         )
     cmd = streamlit_command(host=host, port=port)
-    env = streamlit_env(config_path=ctx.config_path, ledger_path=str(config.ledger_path),
-                        service_url=service_url, user=user)
-    err_console.print(f"Railbook dashboard on [bold]http://{host}:{port}[/] · ledger {config.ledger_path}"
-                      + (f" · service {service_url}" if service_url else " · offline copy"))
+    env = streamlit_env(
+        config_path=ctx.config_path, ledger_path=str(config.ledger_path), service_url=service_url, user=user
+    )
+    err_console.print(
+        f"Railbook dashboard on [bold]http://{host}:{port}[/] · ledger {config.ledger_path}"
+        + (f" · service {service_url}" if service_url else " · offline copy")
+    )
     try:
         code = subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
@@ -65,10 +94,20 @@ def dashboard(ctx: CliContext, ledger_path: str | None, host: str | None, port: 
 
 
 @bench.command("dashboard")
-@click.option("--entries", type=int, default=20_000, show_default=True,
-              help="Ledger size to build (use 1000000 for the 1M-entry target).")
-@click.option("--dir", "workdir", type=click.Path(file_okay=False), default=None,
-              help="Where to build (and reuse) the ledger; default bench-results/dashboard-<entries>.")
+@click.option(
+    "--entries",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="Ledger size to build (use 1000000 for the 1M-entry target).",
+)
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to build (and reuse) the ledger; default bench-results/dashboard-<entries>.",
+)
 @click.option("--budget", type=float, default=2.0, show_default=True, help="Seconds a page may take.")
 @click.option("--out", default=None, help="JSON results file (default bench-results/dashboard.json).")
 @json_option
@@ -87,8 +126,12 @@ def bench_dashboard(entries: int, workdir: str | None, budget: float, out: str |
     from dashboard._bench import run_bench
 
     root = Path(workdir) if workdir else Path("bench-results") / f"dashboard-{entries}"
-    results = run_bench(root, entries=entries, budget=budget,
-                        say=(lambda m: err_console.print(m)) if as_json else (lambda m: console.print(m)))
+    results = run_bench(
+        root,
+        entries=entries,
+        budget=budget,
+        say=(lambda m: err_console.print(m)) if as_json else (lambda m: console.print(m)),
+    )
     path = write_results("dashboard", results, out)
     if as_json:
         print_json(results)

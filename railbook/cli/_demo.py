@@ -94,8 +94,10 @@ def demo(directory: Path) -> None:
         )
     else:
         first = report.first
-        console.print(f"[bold red]VERIFICATION FAILED[/]: {first.kind if first else '?'} at seq "
-                      f"{first.seq if first else '?'}: {first.detail if first else ''}")
+        console.print(
+            f"[bold red]VERIFICATION FAILED[/]: {first.kind if first else '?'} at seq "
+            f"{first.seq if first else '?'}: {first.detail if first else ''}"
+        )
     if cp is not None:
         console.print(Panel(cp.signed_note_text.rstrip(), title="latest signed checkpoint", expand=False))
     cfg = result.config_path

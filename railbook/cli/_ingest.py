@@ -24,7 +24,9 @@ BATCH = 5000
 SHOW_DEAD = 20
 
 
-def _batches(items: Iterator[CanonicalEvent | DeadLetter], size: int) -> Iterator[list[CanonicalEvent | DeadLetter]]:
+def _batches(
+    items: Iterator[CanonicalEvent | DeadLetter], size: int
+) -> Iterator[list[CanonicalEvent | DeadLetter]]:
     batch: list[CanonicalEvent | DeadLetter] = []
     for item in items:
         batch.append(item)
@@ -45,7 +47,7 @@ def _read_input(name: str) -> bytes:
         raise click.ClickException(f"cannot read {name!r}: {exc.strerror}") from exc
 
 
-class _TimeParam(click.ParamType):
+class _TimeParam(click.ParamType[datetime]):
     name = "TIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
@@ -69,7 +71,9 @@ TIME = _TimeParam()
     show_default=True,
     help="How to read the input; auto recognises each record by its shape.",
 )
-@click.option("--batch-size", default=BATCH, show_default=True, help="Events evaluated and appended per transaction.")
+@click.option(
+    "--batch-size", default=BATCH, show_default=True, help="Events evaluated and appended per transaction."
+)
 @json_option
 @pass_ctx
 @handle_errors
@@ -89,30 +93,39 @@ def ingest(ctx: CliContext, files: tuple[str, ...], source: str, batch_size: int
     config = ctx.config
     total = BatchSummary()
     shown = 0
-    with open_pipeline(config) as pipeline, Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} records"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=as_json or not err_console.is_terminal,
-    ) as progress:
+    with (
+        open_pipeline(config) as pipeline,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} records"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json or not err_console.is_terminal,
+        ) as progress,
+    ):
         for name in files:
             data = _read_input(name)
             origin = "stdin" if name == "-" else name
             task = progress.add_task(origin, total=None)
-            items = normalise_bytes(data, source=None if source == "auto" else source, origin=origin, config=config)
+            items = normalise_bytes(
+                data, source=None if source == "auto" else source, origin=origin, config=config
+            )
             for batch in _batches(items, batch_size):
                 for item in batch:
                     if isinstance(item, DeadLetter) and shown < SHOW_DEAD:
                         shown += 1
-                        err_console.print(f"[yellow]dead-lettered[/] {item.where}: {item.reason}: {item.detail}")
+                        err_console.print(
+                            f"[yellow]dead-lettered[/] {item.where}: {item.reason}: {item.detail}"
+                        )
                 summary = pipeline.process(batch)
                 total.add(summary, keep_entries=False)
                 progress.advance(task, summary.read)
     if total.dead_lettered > shown:
-        err_console.print(f"[yellow]… {total.dead_lettered - shown} more dead letters[/] (see the dead_letters table)")
+        err_console.print(
+            f"[yellow]… {total.dead_lettered - shown} more dead letters[/] (see the dead_letters table)"
+        )
     if as_json:
         print_json(
             {
@@ -159,10 +172,17 @@ def why(ctx: CliContext, event_id: str, as_json: bool) -> None:
 @main.command()
 @click.option("--rail", type=click.IntRange(1, 4), help="Only violations of this rail.")
 @click.option("--since", type=TIME, help="Only events that occurred at or after this time (RFC 3339).")
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="At most this many, newest first.",
+)
 @json_option
 @pass_ctx
 @handle_errors
-def violations(ctx: CliContext, rail: int | None, since: datetime | None, as_json: bool) -> None:
+def violations(ctx: CliContext, rail: int | None, since: datetime | None, limit: int, as_json: bool) -> None:
     """List ledger entries whose decision is a violation.
 
     Example:
@@ -170,7 +190,7 @@ def violations(ctx: CliContext, rail: int | None, since: datetime | None, as_jso
         railbook violations --rail 3 --since 2026-01-01T00:00:00Z --json
     """
     with open_reader(ctx.config, notice=err_console.print) as reader:
-        rows = [violation_row(e) for e in reader.violations(rail=rail, since=since)]
+        rows = [violation_row(e) for e in reader.violations(rail=rail, since=since, limit=limit)]
     if as_json:
         print_json(rows)
         return

@@ -210,6 +210,11 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
     help="Exit after this long without messages (drain a backlog and stop).",
 )
 @click.option("--max-messages", type=int, default=None, help="Exit after consuming this many messages.")
+@click.option(
+    "--instance-id",
+    default=None,
+    help="Static group membership: a restarted serve with the same id gets its partitions back at once.",
+)
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for the broker.")
 @json_option
 @pass_ctx
@@ -224,6 +229,7 @@ def serve(
     no_outputs: bool,
     idle_exit: float | None,
     max_messages: int | None,
+    instance_id: str | None,
     connect_timeout: float,
     as_json: bool,
 ) -> None:
@@ -253,6 +259,7 @@ def serve(
         publish_outputs=not no_outputs,
         idle_exit=idle_exit,
         max_messages=max_messages,
+        instance_id=instance_id or config.kafka.get("instance_id"),
         connect_timeout=connect_timeout,
     )
     last = [time.monotonic()]

@@ -27,7 +27,9 @@ OURS = {"core", "ingest", "policy", "ledger", "alerts", "dashboard", "railbook"}
 
 @pytest.mark.parametrize("package", [p for p in PACKAGES if (ROOT / p.replace(".", "/")).is_dir()])
 def test_package_imports_first_in_fresh_interpreter(package: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", f"import {package}"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {package}"], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -49,7 +51,7 @@ def test_imports_follow_the_data_flow(package: str) -> None:
         pytest.skip(f"{package}/ not present")
     bad = []
     for path in sorted(pkg.rglob("*.py")):
-        if "tests" in path.parts[len(ROOT.parts):-1] and package != "policy":
+        if "tests" in path.parts[len(ROOT.parts) : -1] and package != "policy":
             continue
         extra = _imports(path) - ALLOWED[package] - {package}
         if extra:

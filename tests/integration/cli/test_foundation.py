@@ -24,7 +24,11 @@ def railbook(*args: str, cwd: Path, stdin: bytes | None = None) -> subprocess.Co
     env.pop("RAILBOOK_LEDGER", None)
     proc = subprocess.run(
         [sys.executable, "-m", "railbook", *args],
-        cwd=cwd, input=stdin, capture_output=True, env=env, timeout=120,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
     )
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
@@ -52,23 +56,34 @@ def test_demo_flags_the_incident_and_only_it(demo_dir: Path) -> None:
     assert row["rails"] == [1, 2, 3]
     assert {"rail1-agent-in-prod", "rail3-destructive-without-approval"} <= set(row["policies"])
     assert row["severity"] == "critical" and isinstance(row["seq"], int)
-    assert json.loads(railbook(*cfg(demo_dir), "violations", "--json", "--rail", "4", cwd=demo_dir).stdout) == []
+    assert (
+        json.loads(railbook(*cfg(demo_dir), "violations", "--json", "--rail", "4", cwd=demo_dir).stdout) == []
+    )
     later = railbook(*cfg(demo_dir), "violations", "--json", "--since", "2026-08-12T11:00:00Z", cwd=demo_dir)
     assert json.loads(later.stdout) == []
 
 
 def test_why_answers_the_auditor(demo_dir: Path) -> None:
     a = json.loads(railbook(*cfg(demo_dir), "why", INCIDENT, "--json", cwd=demo_dir).stdout)
-    assert a["actor"] == {"id": "agent:claude-code", "kind": "agent", "session": "sess-7f3a", "credential": None}
+    assert a["actor"] == {
+        "id": "agent:claude-code",
+        "kind": "agent",
+        "session": "sess-7f3a",
+        "credential": None,
+    }
     assert a["on_behalf_of"] == "bob@example.com"
     assert a["change"]["task"].startswith("PAY-1432")
     assert a["prompt_event"]["prompt_sha256"] and a["attribution_missing"] == []
     assert a["approval"]["status"] == "missing"
     assert a["decision"]["outcome"] == "deny" and a["record"]["inclusion"]["verified"] is True
 
-    ok = json.loads(railbook(*cfg(demo_dir), "why", "ci:payments-api:run-913:migrate", "--json", cwd=demo_dir).stdout)
+    ok = json.loads(
+        railbook(*cfg(demo_dir), "why", "ci:payments-api:run-913:migrate", "--json", cwd=demo_dir).stdout
+    )
     assert ok["decision"]["outcome"] == "allow"
-    assert ok["approval"]["status"] == "covered" and ok["approval"]["grant"]["approver"] == "alice@example.com"
+    assert (
+        ok["approval"]["status"] == "covered" and ok["approval"]["grant"]["approver"] == "alice@example.com"
+    )
 
     missing = railbook(*cfg(demo_dir), "why", "nope", cwd=demo_dir)
     assert missing.returncode == 1 and "no ledger entry" in missing.stderr
@@ -77,7 +92,13 @@ def test_why_answers_the_auditor(demo_dir: Path) -> None:
 def test_reingest_is_idempotent(demo_dir: Path, tmp_path: Path) -> None:
     proc = railbook(*cfg(demo_dir), "ingest", str(DEMO / "agent-session.jsonl"), "--json", cwd=demo_dir)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"read": 3, "appended": 0, "duplicates": 3, "dead_lettered": 0, "violations": 0}
+    assert json.loads(proc.stdout) == {
+        "read": 3,
+        "appended": 0,
+        "duplicates": 3,
+        "dead_lettered": 0,
+        "violations": 0,
+    }
 
 
 def test_bad_input_is_dead_lettered_and_the_rest_processed(tmp_path: Path) -> None:
@@ -94,10 +115,18 @@ def test_bad_input_is_dead_lettered_and_the_rest_processed(tmp_path: Path) -> No
     proc = railbook("ingest", "--source", "event", str(f), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     # the migration alone (no approval in this fresh ledger) is itself a rail-3 violation
-    assert json.loads(proc.stdout) == {"read": 5, "appended": 1, "duplicates": 0, "dead_lettered": 4, "violations": 1}
+    assert json.loads(proc.stdout) == {
+        "read": 5,
+        "appended": 1,
+        "duplicates": 0,
+        "dead_lettered": 4,
+        "violations": 1,
+    }
     for n in (2, 3, 4, 5):
         assert f"mixed.jsonl:{n}" in proc.stderr
-    auto = railbook("ingest", str(f), "--json", cwd=tmp_path)  # auto-detect: an unknown shape is a dead letter
+    auto = railbook(
+        "ingest", str(f), "--json", cwd=tmp_path
+    )  # auto-detect: an unknown shape is a dead letter
     assert json.loads(auto.stdout)["dead_lettered"] == 4
     con = duckdb.connect(str(tmp_path / "railbook-data/ledger.duckdb"), read_only=True)
     try:

@@ -46,7 +46,8 @@ class Browser:
         profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
@@ -57,7 +58,9 @@ class Browser:
                 raise RuntimeError(f"chromium did not start a DevTools endpoint: {err[-2000:]}")
             time.sleep(0.1)
         self.port = int(port_file.read_text().split()[0])
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=10).read())
+        targets = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=10).read()
+        )
         page = next(t for t in targets if t.get("type") == "page")
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10)
         self._id = 0
@@ -74,25 +77,40 @@ class Browser:
                 return dict(msg.get("result", {}))
 
     def text(self) -> str:
-        r = self.send("Runtime.evaluate", expression="document.body ? document.body.innerText : ''", returnByValue=True)
+        r = self.send(
+            "Runtime.evaluate", expression="document.body ? document.body.innerText : ''", returnByValue=True
+        )
         return str(r.get("result", {}).get("value", ""))
 
-    def open(self, url: str, *, expect: list[str], width: int = 1400, height: int = 1000, timeout: float = 45) -> str:
+    def open(
+        self, url: str, *, expect: list[str], width: int = 1400, height: int = 1000, timeout: float = 45
+    ) -> str:
         """Load ``url`` and wait until every string in ``expect`` is visible and the app is idle."""
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.send("Page.navigate", url=url)
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             text = self.text()
-            busy = self.send("Runtime.evaluate", returnByValue=True, expression=(
-                "!!document.querySelector('[data-testid=\"stStatusWidget\"]')"))["result"].get("value")
+            busy = self.send(
+                "Runtime.evaluate",
+                returnByValue=True,
+                expression=("!!document.querySelector('[data-testid=\"stStatusWidget\"]')"),
+            )["result"].get("value")
             if all(s in text for s in expect) and not busy:
                 time.sleep(1.5)  # let charts finish drawing
                 return self.text()
             time.sleep(0.3)
         missing = [s for s in expect if s not in text]
-        raise AssertionError(f"{url}: not visible after {timeout}s: {missing}\n--- page text ---\n{text[:3000]}")
+        raise AssertionError(
+            f"{url}: not visible after {timeout}s: {missing}\n--- page text ---\n{text[:3000]}"
+        )
 
     def screenshot(self, path: Path) -> Path:
         data = self.send("Page.captureScreenshot", format="png")["data"]

@@ -34,8 +34,10 @@ def _chromium() -> str:
         subprocess.run(["bash", str(ROOT / "scripts" / "install-chromium.sh")], check=False, timeout=900)
         exe = find_chromium()
     if exe is None:
-        pytest.skip("Chromium is not installed and scripts/install-chromium.sh could not install it "
-                    "(needs root and apt-get); the real-browser dashboard test did not run")
+        pytest.skip(
+            "Chromium is not installed and scripts/install-chromium.sh could not install it "
+            "(needs root and apt-get); the real-browser dashboard test did not run"
+        )
     return exe
 
 
@@ -53,11 +55,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     seed_ledger(config, [*story(), *synthetic(200)])
     port = _free_port()
     cfg_file = root / "railbook.toml"
-    cfg_file.write_text('[dashboard]\nlocal_user = "alice@example.com"\n[identities]\n'
-                        'approvers = ["alice@example.com", "carol@example.com"]\n')
+    cfg_file.write_text(
+        '[dashboard]\nlocal_user = "alice@example.com"\n[identities]\n'
+        'approvers = ["alice@example.com", "carol@example.com"]\n'
+    )
     log = open(root / "streamlit.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        streamlit_command(port=port), cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        streamlit_command(port=port),
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=streamlit_env(config_path=str(cfg_file), ledger_path=str(ledger)),
     )
     url = f"http://127.0.0.1:{port}"
@@ -71,7 +78,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             log.close()
-            raise AssertionError("streamlit did not come up:\n" + (root / "streamlit.log").read_text()[-4000:])
+            raise AssertionError(
+                "streamlit did not come up:\n" + (root / "streamlit.log").read_text()[-4000:]
+            )
         time.sleep(0.3)
     try:
         yield url, root
@@ -98,25 +107,68 @@ def _shots(tmp: Path) -> Path:
 
 
 PAGES = [
-    ("", "overview", ["Overview", "Open violations", "Latest signed checkpoint: tree size 229",
-                      "Violations by rail", "Violations by severity", "Events by decision", "Active agents"]),
+    (
+        "",
+        "overview",
+        [
+            "Overview",
+            "Open violations",
+            "Latest signed checkpoint: tree size 229",
+            "Violations by rail",
+            "Violations by severity",
+            "Events by decision",
+            "Active agents",
+        ],
+    ),
     # (table cells are drawn on a canvas, so assertions name text outside the grids)
     ("events", "events", ["Events", "Filters", "Page 1 · rows 1–50", "Canonical event", "Ledger record"]),
-    ("violations", "violations", ["Violations", "Open only", "Acknowledge", "Comment (what was done",
-                                  "Signed in as alice@example.com"]),
-    ("approvals", "approvals", ["Approvals", "Pending (1)", "req-drop-tmp", "DROP TABLE tmp_balances",
-                                "History", "on behalf of bob@example.com"]),
-    ("evidence?event_id=agent:sess-81:alter", "evidence",
-     ["Attribution chain", "bob@example.com", "JIRA-412 fix the flaky balances migration", "VIOLATION",
-      "rail1-agent-in-prod", "Prepare evidence pack"]),
-    ("integrity", "integrity", ["Integrity", "Run verification", "Signed checkpoints", "Latest signed note",
-                                "Inclusion proof"]),
+    (
+        "violations",
+        "violations",
+        [
+            "Violations",
+            "Open only",
+            "Acknowledge",
+            "Comment (what was done",
+            "Signed in as alice@example.com",
+        ],
+    ),
+    (
+        "approvals",
+        "approvals",
+        [
+            "Approvals",
+            "Pending (1)",
+            "req-drop-tmp",
+            "DROP TABLE tmp_balances",
+            "History",
+            "on behalf of bob@example.com",
+        ],
+    ),
+    (
+        "evidence?event_id=agent:sess-81:alter",
+        "evidence",
+        [
+            "Attribution chain",
+            "bob@example.com",
+            "JIRA-412 fix the flaky balances migration",
+            "VIOLATION",
+            "rail1-agent-in-prod",
+            "Prepare evidence pack",
+        ],
+    ),
+    (
+        "integrity",
+        "integrity",
+        ["Integrity", "Run verification", "Signed checkpoints", "Latest signed note", "Inclusion proof"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "name", "expect"), PAGES, ids=[p[1] for p in PAGES])
-def test_page_renders_in_chromium(served: tuple[str, Path], browser: Browser, tmp_path: Path,
-                                  path: str, name: str, expect: list[str]) -> None:
+def test_page_renders_in_chromium(
+    served: tuple[str, Path], browser: Browser, tmp_path: Path, path: str, name: str, expect: list[str]
+) -> None:
     url, _ = served
     text = browser.open(f"{url}/{path}", expect=expect, height=1100)
     assert "Traceback" not in text

@@ -38,14 +38,31 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     publish_events(kafka_broker, topic, events)
     ledger = tmp_path / "ledger.duckdb"
     sizes: list[int] = []
+    log = ledger.with_suffix(".serve.log")
     for trial in range(TRIALS):
-        proc = start_serve(ledger, kafka_broker, "--group", group, "--topics", topic, "--batch-size", "100")
-        # serve needs ~1-2 s to import, open the ledger and join; kill anywhere from there on
-        time.sleep(rng.uniform(1.0, 4.0))
+        started = log.read_text().count("serve started") if log.exists() else 0
+        proc = start_serve(
+            ledger,
+            kafka_broker,
+            "--group",
+            group,
+            "--topics",
+            topic,
+            "--batch-size",
+            "100",
+            "--instance-id",
+            "serve-1",
+        )
+        # wait until it consumes (imports, policy pack, ledger, group join take a few seconds on a
+        # busy machine), then kill it at a random point of its consumption
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.exists() and log.read_text().count("serve started") > started:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 2.5))
         if proc.poll() is not None:
-            pytest.fail(
-                f"serve exited early ({proc.returncode}):\n{ledger.with_suffix('.serve.log').read_text()}"
-            )
+            pytest.fail(f"serve exited early ({proc.returncode}):\n{log.read_text()[-4000:]}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         ids = ledger_event_ids(ledger) if ledger.exists() else []
@@ -59,9 +76,21 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             break
     assert any(0 < s < EVENTS for s in sizes), f"no kill landed mid-stream: sizes {sizes}"
     assert sizes == sorted(sizes), f"the ledger shrank between kills: {sizes}"
-    doc = run_serve(ledger, kafka_broker, "--group", group, "--topics", topic, "--idle-exit", "4")
+    doc = run_serve(
+        ledger,
+        kafka_broker,
+        "--group",
+        group,
+        "--topics",
+        topic,
+        "--idle-exit",
+        "4",
+        "--instance-id",
+        "serve-1",
+    )
     ids = ledger_event_ids(ledger)
-    assert len(ids) == len(set(ids)) == EVENTS, (len(ids), len(set(ids)), doc)
+    assert len(ids) == len(set(ids)) == EVENTS, (len(ids), len(set(ids)), doc, sizes)
     assert set(ids) == {e.event_id for e in events}
     verify = run_cli(ledger, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    print(f"ledger sizes after each SIGKILL: {sizes}")

@@ -12,13 +12,15 @@ from core.event import Actor, Approval, CanonicalEvent, Change, Resource
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 ident = text.filter(bool)
 hexes = st.text("0123456789abcdef", min_size=64, max_size=64)
-times = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-)
+times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
 actions = st.builds(
     lambda ns, verb: f"{ns}:{verb}",
     st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True),
-    st.text(st.characters(min_codepoint=0x21, exclude_categories=("Cs",), exclude_characters="\x7f"), min_size=1, max_size=30),
+    st.text(
+        st.characters(min_codepoint=0x21, exclude_categories=("Cs",), exclude_characters="\x7f"),
+        min_size=1,
+        max_size=30,
+    ),
 )
 
 actors = st.builds(

@@ -77,12 +77,17 @@ def test_canonical_bytes_stable_across_processes() -> None:
     )
     outs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": s}
+            [sys.executable, "-c", code],
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": s},
         ).stdout
         for s in ("1", "2", "3")
     }
     assert outs == {canonical_json(EXAMPLE.to_dict())}
-    assert canonical_json(EXAMPLE.to_dict()).startswith(b'{"action":"sql:AlterTable","actor":{"credential":null')
+    assert canonical_json(EXAMPLE.to_dict()).startswith(
+        b'{"action":"sql:AlterTable","actor":{"credential":null'
+    )
     assert b'"occurred_at":"2026-03-04T05:06:07.000890Z"' in canonical_json(EXAMPLE.to_dict())
 
 
@@ -117,7 +122,7 @@ def test_bad_event_names_the_field(mutate, needle) -> None:  # type: ignore[no-u
     ("data", "reason"),
     [
         (b"", "bad-header"),
-        (b"{\"json\": true}", "bad-header"),
+        (b'{"json": true}', "bad-header"),
         (b"\xc3\x01" + b"\x00" * 8 + b"\x02", "unknown-schema"),
         (b"\xc3\x01" + schema_fingerprint() + b"\xff\xff\xff", "bad-avro"),
         (b"\xc3\x01" + b"\x00" * (5 << 20), "oversized"),

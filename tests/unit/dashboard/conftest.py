@@ -53,13 +53,30 @@ class FakeReader:
 
     @staticmethod
     def _m(value: str | None, pattern: str) -> bool:
-        return value is not None and (fnmatch.fnmatchcase(value, pattern) if "*" in pattern else value == pattern)
+        return value is not None and (
+            fnmatch.fnmatchcase(value, pattern) if "*" in pattern else value == pattern
+        )
 
-    def entries(self, *, source: str | None = None, actor: str | None = None, kind: str | None = None,
-                action: str | None = None, environment: str | None = None, outcome: str | None = None,
-                rail: int | None = None, since: datetime | None = None, until: datetime | None = None,
-                text: str | None = None, limit: int = 100, offset: int = 0, ascending: bool = False) -> list[FakeEntry]:
-        self.calls.append(("entries", {k: v for k, v in locals().items() if k not in ("self",) and v is not None}))
+    def entries(
+        self,
+        *,
+        source: str | None = None,
+        actor: str | None = None,
+        kind: str | None = None,
+        action: str | None = None,
+        environment: str | None = None,
+        outcome: str | None = None,
+        rail: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        ascending: bool = False,
+    ) -> list[FakeEntry]:
+        self.calls.append(
+            ("entries", {k: v for k, v in locals().items() if k not in ("self",) and v is not None})
+        )
         out = []
         for x in sorted(self.items, key=lambda e: e.seq, reverse=not ascending):
             e, d = x.event, x.decision
@@ -84,13 +101,23 @@ class FakeReader:
             if text and text.lower() not in x.entry_bytes.decode().lower():
                 continue
             out.append(x)
-        return out[offset:offset + limit]
+        return out[offset : offset + limit]
 
-    def violations(self, *, rail: int | None = None, since: datetime | None = None, limit: int = 1000) -> list[FakeEntry]:
+    def violations(
+        self, *, rail: int | None = None, since: datetime | None = None, limit: int = 1000
+    ) -> list[FakeEntry]:
         return self.entries(outcome="deny", rail=rail, since=since, limit=limit)
 
-    def find(self, *, commit: str | None = None, pull_request: str | None = None, resource: str | None = None,
-             since: datetime | None = None, until: datetime | None = None, limit: int = 10000) -> list[FakeEntry]:
+    def find(
+        self,
+        *,
+        commit: str | None = None,
+        pull_request: str | None = None,
+        resource: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10000,
+    ) -> list[FakeEntry]:
         self.calls.append(("find", {"commit": commit, "pull_request": pull_request, "resource": resource}))
         out = []
         for x in self.items:
@@ -112,7 +139,10 @@ class FakeReader:
         return next((x for x in self.items if x.event.event_id == event_id), None)
 
     def stats(self) -> dict[str, Any]:
-        return {"size": len(self.items), "violations": sum(1 for x in self.items if x.decision.outcome == "deny")}
+        return {
+            "size": len(self.items),
+            "violations": sum(1 for x in self.items if x.decision.outcome == "deny"),
+        }
 
 
 def allow() -> Decision:
@@ -129,53 +159,115 @@ def seed(reader: FakeReader) -> dict[str, FakeEntry]:
     agent = Actor("agent:claude-1", "agent", on_behalf_of="bob@example.com", session="s-1")
     for i in range(12):
         out[f"read{i}"] = reader.add(
-            CanonicalEvent(f"agent:read-{i}", T0 + timedelta(minutes=i), "agent", agent, "shell:Exec",
-                           Resource(f"host://dev-{i}", "host", "dev"), Change(task="fix flaky migration")),
+            CanonicalEvent(
+                f"agent:read-{i}",
+                T0 + timedelta(minutes=i),
+                "agent",
+                agent,
+                "shell:Exec",
+                Resource(f"host://dev-{i}", "host", "dev"),
+                Change(task="fix flaky migration"),
+            ),
             allow(),
         )
     out["alter"] = reader.add(
         CanonicalEvent(
-            "agent:alter-prod", T0 + timedelta(hours=1), "agent", agent, "sql:AlterTable",
+            "agent:alter-prod",
+            T0 + timedelta(hours=1),
+            "agent",
+            agent,
+            "sql:AlterTable",
             Resource("db://prod-db.internal/ledger", "database", "prod"),
-            Change(task="fix flaky migration", diff_sha256="d" * 64, commit="abc1234def", pull_request="https://github.com/acme/app/pull/7"),
+            Change(
+                task="fix flaky migration",
+                diff_sha256="d" * 64,
+                commit="abc1234def",
+                pull_request="https://github.com/acme/app/pull/7",
+            ),
             raw='{"tool":"psql","command":"ALTER TABLE balances ..."}',
         ),
-        deny(("rail1-agent-in-prod", 1, "critical", "An agent acted on a production resource"),
-             ("rail3-destructive-unapproved", 3, "high", "A destructive action ran without approval")),
+        deny(
+            ("rail1-agent-in-prod", 1, "critical", "An agent acted on a production resource"),
+            ("rail3-destructive-unapproved", 3, "high", "A destructive action ran without approval"),
+        ),
     )
     out["push"] = reader.add(
-        CanonicalEvent("github:push-1", T0 + timedelta(hours=2), "github",
-                       Actor("claude[bot]", "agent"), "git:Push", Resource("acme/app@main", "git-branch", "prod"),
-                       Change(commit="abc1234def")),
+        CanonicalEvent(
+            "github:push-1",
+            T0 + timedelta(hours=2),
+            "github",
+            Actor("claude[bot]", "agent"),
+            "git:Push",
+            Resource("acme/app@main", "git-branch", "prod"),
+            Change(commit="abc1234def"),
+        ),
         deny(("rail4-missing-human", 4, "medium", "An agent change names no instructing human")),
     )
     out["request"] = reader.add(
-        CanonicalEvent("gate:req-1", T0 + timedelta(hours=3), "gate", agent, "sql:DropTable",
-                       Resource("db://staging-db.internal/app", "database", "staging"),
-                       Change(task="drop temp table", diff_sha256="e" * 64),
-                       attributes={"request_id": "req-1", "command": "DROP TABLE tmp_balances"}),
-        Decision("deny", (Reason("rail3-destructive-unapproved", 3, "high", "Destructive action needs approval"),),
-                 PV, ApprovalCheck("missing"), mode="gate", gate="ask"),
+        CanonicalEvent(
+            "gate:req-1",
+            T0 + timedelta(hours=3),
+            "gate",
+            agent,
+            "sql:DropTable",
+            Resource("db://staging-db.internal/app", "database", "staging"),
+            Change(task="drop temp table", diff_sha256="e" * 64),
+            attributes={"request_id": "req-1", "command": "DROP TABLE tmp_balances"},
+        ),
+        Decision(
+            "deny",
+            (Reason("rail3-destructive-unapproved", 3, "high", "Destructive action needs approval"),),
+            PV,
+            ApprovalCheck("missing"),
+            mode="gate",
+            gate="ask",
+        ),
     )
     out["request2"] = reader.add(
-        CanonicalEvent("gate:req-2", T0 + timedelta(hours=3, minutes=5), "gate", agent, "s3:DeleteBucket",
-                       Resource("arn:aws:s3:::old-logs", "s3-bucket", "staging"), Change(task="cleanup"),
-                       attributes={"request_id": "req-2"}),
-        Decision("deny", (Reason("rail3-destructive-unapproved", 3, "high", "Destructive action needs approval"),),
-                 PV, ApprovalCheck("missing"), mode="gate", gate="ask"),
+        CanonicalEvent(
+            "gate:req-2",
+            T0 + timedelta(hours=3, minutes=5),
+            "gate",
+            agent,
+            "s3:DeleteBucket",
+            Resource("arn:aws:s3:::old-logs", "s3-bucket", "staging"),
+            Change(task="cleanup"),
+            attributes={"request_id": "req-2"},
+        ),
+        Decision(
+            "deny",
+            (Reason("rail3-destructive-unapproved", 3, "high", "Destructive action needs approval"),),
+            PV,
+            ApprovalCheck("missing"),
+            mode="gate",
+            gate="ask",
+        ),
     )
     out["grant0"] = reader.add(
-        CanonicalEvent("approval:req-0:x", T0 + timedelta(hours=4), "approval", Actor("carol@example.com", "human"),
-                       "approval:Grant", Resource("db://staging-db.internal/app", "database", "staging"),
-                       approval=Approval("req-0", "grant", "agent:claude-1", "sql:AlterTable",
-                                         "db://staging-db.internal/app"),
-                       attributes={"comment": "ok for staging"}),
+        CanonicalEvent(
+            "approval:req-0:x",
+            T0 + timedelta(hours=4),
+            "approval",
+            Actor("carol@example.com", "human"),
+            "approval:Grant",
+            Resource("db://staging-db.internal/app", "database", "staging"),
+            approval=Approval(
+                "req-0", "grant", "agent:claude-1", "sql:AlterTable", "db://staging-db.internal/app"
+            ),
+            attributes={"comment": "ok for staging"},
+        ),
         allow(),
     )
     out["covered"] = reader.add(
-        CanonicalEvent("agent:alter-staging", T0 + timedelta(hours=5), "agent", agent, "sql:AlterTable",
-                       Resource("db://staging-db.internal/app", "database", "staging"),
-                       Change(task="fix flaky migration", diff_sha256="f" * 64, commit="fedcba9876")),
+        CanonicalEvent(
+            "agent:alter-staging",
+            T0 + timedelta(hours=5),
+            "agent",
+            agent,
+            "sql:AlterTable",
+            Resource("db://staging-db.internal/app", "database", "staging"),
+            Change(task="fix flaky migration", diff_sha256="f" * 64, commit="fedcba9876"),
+        ),
         Decision("allow", (), PV, ApprovalCheck("covered", "req-0", "carol@example.com")),
     )
     return out

@@ -53,7 +53,10 @@ def test_pages_partition_the_ledger(n: int, size: int) -> None:
     r = FakeReader()
     base = seed(FakeReader())["read0"]
     for i in range(n):
-        r.add(type(base.event)(f"e{i}", T0, "agent", base.event.actor, "shell:Exec", base.event.resource), allow())
+        r.add(
+            type(base.event)(f"e{i}", T0, "agent", base.event.actor, "shell:Exec", base.event.resource),
+            allow(),
+        )
     rows: list[int] = []
     for page in range(n // size + 2):
         p = fetch_page(r, EventFilter(), page=page, page_size=size)
@@ -86,7 +89,9 @@ def test_violations_by_rail_severity_and_agent(reader: FakeReader) -> None:
     rows, _, _ = fetch_violations(reader, ViolationFilter(severity="medium"))
     assert [r["event_id"] for r in rows] == ["github:push-1"]
     rows, _, _ = fetch_violations(reader, ViolationFilter(actor="bob@example.com"))
-    assert "github:push-1" not in [r["event_id"] for r in rows] and "agent:alter-prod" in [r["event_id"] for r in rows]
+    assert "github:push-1" not in [r["event_id"] for r in rows] and "agent:alter-prod" in [
+        r["event_id"] for r in rows
+    ]
 
 
 def test_acknowledgement_is_an_event_and_closes_the_violation(config: Any, reader: FakeReader) -> None:
@@ -94,7 +99,10 @@ def test_acknowledgement_is_an_event_and_closes_the_violation(config: Any, reade
     target = reader.get("agent:alter-prod")
     ev = acknowledgement_event(cfg, "alice@example.com", target, "  restored from backup, CHG-9 ", now=T0)
     assert ev.action == ACK_ACTION and ev.source == "dashboard" and ev.actor.kind == "human"
-    assert ev.attributes["acknowledges"] == "agent:alter-prod" and ev.attributes["comment"] == "restored from backup, CHG-9"
+    assert (
+        ev.attributes["acknowledges"] == "agent:alter-prod"
+        and ev.attributes["comment"] == "restored from backup, CHG-9"
+    )
     assert ev.resource.environment == "unknown"  # the ack itself touches no environment
     reader.add(ev, allow())
     rows, _, _ = fetch_violations(reader, ViolationFilter(open_only=True))
@@ -117,7 +125,11 @@ def test_pending_requests_and_history(reader: FakeReader) -> None:
     pending = pending_requests(reader)
     assert [p.request_id for p in pending] == ["req-2", "req-1"]
     req1 = pending[1]
-    assert req1.command == "DROP TABLE tmp_balances" and req1.digest == "e" * 64 and req1.on_behalf_of == "bob@example.com"
+    assert (
+        req1.command == "DROP TABLE tmp_balances"
+        and req1.digest == "e" * 64
+        and req1.on_behalf_of == "bob@example.com"
+    )
     hist = approval_history(reader)
     assert [h["request_id"] for h in hist] == ["req-0"] and hist[0]["approver"] == "carol@example.com"
 
@@ -146,15 +158,25 @@ def test_self_approval_is_refused(config: Any, reader: FakeReader) -> None:
 
 def test_approval_event_scopes_the_request(config: Any, reader: FakeReader) -> None:
     req = pending_requests(reader)[1]
-    ev = approval_event(config(), "alice@example.com", req, "grant", comment="one-off", now=T0,
-                        ttl=timedelta(minutes=5))
+    ev = approval_event(
+        config(), "alice@example.com", req, "grant", comment="one-off", now=T0, ttl=timedelta(minutes=5)
+    )
     ap = ev.approval
     assert ev.action == "approval:Grant" and ev.source == "approval" and ev.actor.id == "alice@example.com"
     assert ap is not None and (ap.request_id, ap.actor, ap.action, ap.resource, ap.digest) == (
-        "req-1", "agent:claude-1", "sql:DropTable", "db://staging-db.internal/app", "e" * 64)
+        "req-1",
+        "agent:claude-1",
+        "sql:DropTable",
+        "db://staging-db.internal/app",
+        "e" * 64,
+    )
     assert ap.expires_at == T0 + timedelta(minutes=5) and ev.attributes["comment"] == "one-off"
     deny_ev = approval_event(config(), "alice@example.com", req, "deny")
-    assert deny_ev.action == "approval:Deny" and deny_ev.approval is not None and deny_ev.approval.expires_at is None
+    assert (
+        deny_ev.action == "approval:Deny"
+        and deny_ev.approval is not None
+        and deny_ev.approval.expires_at is None
+    )
     reader.add(ev, allow())
     assert [p.request_id for p in pending_requests(reader)] == ["req-2"]
 
@@ -163,10 +185,17 @@ def test_approval_event_scopes_the_request(config: Any, reader: FakeReader) -> N
 
 
 def test_find_by_event_commit_pr_resource_and_time(reader: FakeReader) -> None:
-    assert [r["event_id"] for r in find_changes(reader, EvidenceQuery(event_id=" agent:alter-prod "))] == ["agent:alter-prod"]
-    assert {r["event_id"] for r in find_changes(reader, EvidenceQuery(commit="abc1234"))} == {"agent:alter-prod", "github:push-1"}
-    assert [r["event_id"] for r in find_changes(
-        reader, EvidenceQuery(pull_request="https://github.com/acme/app/pull/7"))] == ["agent:alter-prod"]
+    assert [r["event_id"] for r in find_changes(reader, EvidenceQuery(event_id=" agent:alter-prod "))] == [
+        "agent:alter-prod"
+    ]
+    assert {r["event_id"] for r in find_changes(reader, EvidenceQuery(commit="abc1234"))} == {
+        "agent:alter-prod",
+        "github:push-1",
+    }
+    assert [
+        r["event_id"]
+        for r in find_changes(reader, EvidenceQuery(pull_request="https://github.com/acme/app/pull/7"))
+    ] == ["agent:alter-prod"]
     assert len(find_changes(reader, EvidenceQuery(resource="db://staging-db.internal/app"))) == 3
     assert len(find_changes(reader, EvidenceQuery(since=T0 + timedelta(hours=4)))) == 2
     assert find_changes(reader, EvidenceQuery()) == []
@@ -270,11 +299,20 @@ def test_auth_method_resolution(config: Any) -> None:
 def test_token_sign_in(config: Any) -> None:
     from railbook.service.auth import hash_token
 
-    cfg = config(server={"tokens": [
-        {"name": "alice", "sha256": hash_token("rbk_alice"), "roles": ["approver"], "actor": "alice@example.com"},
-        {"name": "ci", "sha256": hash_token("rbk_ci"), "roles": ["ingest"], "actor": "pipeline:ci"},
-        {"name": "anon", "sha256": hash_token("rbk_anon"), "roles": ["approver"]},
-    ]})
+    cfg = config(
+        server={
+            "tokens": [
+                {
+                    "name": "alice",
+                    "sha256": hash_token("rbk_alice"),
+                    "roles": ["approver"],
+                    "actor": "alice@example.com",
+                },
+                {"name": "ci", "sha256": hash_token("rbk_ci"), "roles": ["ingest"], "actor": "pipeline:ci"},
+                {"name": "anon", "sha256": hash_token("rbk_anon"), "roles": ["approver"]},
+            ]
+        }
+    )
     assert auth_method(cfg, dashboard_settings(cfg), has_oidc_secrets=False) == "token"
     user, why = token_user(cfg, " rbk_alice ")
     assert user is not None and user.id == "alice@example.com" and user.token == "rbk_alice" and why == ""

@@ -87,7 +87,10 @@ def test_violations_acknowledge_submits_an_event(make_backend: Any) -> None:
     assert len(sub.events) == 1
     ev = sub.events[0]
     assert ev.action == "railbook:Acknowledge" and ev.actor.id == "alice@example.com"
-    assert ev.attributes["acknowledges"] == "agent:alter-prod" and ev.attributes["comment"] == "rolled back; see INC-42"
+    assert (
+        ev.attributes["acknowledges"] == "agent:alter-prod"
+        and ev.attributes["comment"] == "rolled back; see INC-42"
+    )
     assert "Acknowledged agent:alter-prod" in _texts(at)
 
 
@@ -108,7 +111,11 @@ def test_approve_produces_an_approval_event(make_backend: Any) -> None:
     assert len(sub.events) == 1
     ev = sub.events[0]
     assert ev.action == "approval:Grant" and ev.actor.id == "alice@example.com"
-    assert ev.approval is not None and ev.approval.request_id == "req-1" and ev.approval.action == "sql:DropTable"
+    assert (
+        ev.approval is not None
+        and ev.approval.request_id == "req-1"
+        and ev.approval.action == "sql:DropTable"
+    )
     assert ev.attributes["comment"] == "checked the plan"
     assert "Granted req-1 as alice@example.com" in _texts(at)
     at.button(key="ap.deny.req-2").click().run()
