@@ -82,13 +82,19 @@ class ServiceSubmitter:
         ap = event.approval
         if ap is None:
             raise ValueError(f"event {event.event_id!r} is not an approval event")
-        body = {
-            "request_id": ap.request_id,
-            "decision": ap.decision,
-            "approver": event.actor.id,
-            "comment": event.attributes.get("comment", ""),
-        }
+        # The service records the approval under the *token's* actor (never a name from the body),
+        # so the approver is whoever the token belongs to; the event built here fixes the scope.
+        body: dict[str, Any] = {"request_id": ap.request_id, "decision": ap.decision}
+        if ap.digest:
+            body["digest"] = ap.digest
+        if ap.expires_at is not None:
+            body["expires_in"] = max((ap.expires_at - event.occurred_at).total_seconds(), 1.0)
+        if event.attributes.get("comment"):
+            body["note"] = event.attributes["comment"]
         doc = self._post("/v1/approvals", body, token)
+        approver = str(doc.get("approver", ""))
+        if approver and approver != event.actor.id:
+            logger.warning("service recorded approver=%s, dashboard user=%s", approver, event.actor.id)
         return Receipt(str(doc.get("event_id", event.event_id)), doc.get("seq"), None, (), "service")
 
     def submit_event(self, event: CanonicalEvent, *, token: str | None) -> Receipt:

@@ -18,6 +18,9 @@ __all__ = ["ENTRY_COLUMNS", "entries", "find", "get", "iter_entries", "stats", "
 
 ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
 
+#: A violation is a detect-mode deny; a gate-mode deny is an action stopped before it ran.
+VIOLATION_SQL = "(outcome = 'deny' AND mode = 'detect')"
+
 
 def _rows_to_entries(rows: Sequence[tuple[Any, ...]]) -> list[Entry]:
     return [Entry.from_row(int(r[0]), r[1], r[2], r[3]) for r in rows]
@@ -183,17 +186,17 @@ def find(
 def stats(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, Any]:
     """Counts for overviews: size, violations by rail and severity, agents, sources."""
     size, violations_n, agents, first, last = con.execute(
-        f"SELECT count(*), count(*) FILTER (outcome = 'deny'), "
+        f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}), "
         f"count(DISTINCT actor_id) FILTER (actor_kind = 'agent'), min(occurred_at), max(occurred_at) FROM {rel}"  # noqa: E501
     ).fetchone() or (0, 0, 0, None, None)
     by_rail = dict(
         con.execute(
-            f"SELECT r, count(*) FROM (SELECT unnest(rails) AS r FROM {rel} WHERE outcome = 'deny') GROUP BY r ORDER BY r"  # noqa: E501
+            f"SELECT r, count(*) FROM (SELECT unnest(rails) AS r FROM {rel} WHERE {VIOLATION_SQL}) GROUP BY r ORDER BY r"  # noqa: E501
         ).fetchall()
     )
     by_sev = dict(
         con.execute(
-            f"SELECT severity, count(*) FROM {rel} WHERE outcome = 'deny' GROUP BY severity ORDER BY severity"
+            f"SELECT severity, count(*) FROM {rel} WHERE {VIOLATION_SQL} GROUP BY severity ORDER BY severity"
         ).fetchall()
     )
     by_source = dict(

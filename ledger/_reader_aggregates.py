@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from ledger import _query
+from ledger._query import VIOLATION_SQL
 from ledger.entry import Entry
 
 __all__ = [
@@ -71,7 +72,7 @@ def daily_counts(
         f"UNION ALL "
         f"SELECT d, outcome, rail, severity, count(*) FROM ("
         f"  SELECT {day} AS d, outcome, unnest(rails) AS rail, severity FROM {rel} "
-        f"  {cond} outcome = 'deny'"
+        f"  {cond} {VIOLATION_SQL}"
         f") GROUP BY d, outcome, rail, severity ORDER BY 1, 2, 3 NULLS FIRST, 4"
     )
     rows = con.execute(sql, params + params).fetchall()
@@ -87,7 +88,7 @@ def active_agents(
     cond = where + " AND" if where else "WHERE"
     rows = con.execute(
         f"SELECT actor_id, any_value(on_behalf_of) FILTER (on_behalf_of IS NOT NULL), count(*), "
-        f"count(*) FILTER (outcome = 'deny'), max(occurred_at) FROM {rel} {cond} actor_kind = 'agent' "
+        f"count(*) FILTER ({VIOLATION_SQL}), max(occurred_at) FROM {rel} {cond} actor_kind = 'agent' "
         f"GROUP BY actor_id ORDER BY 5 DESC, 1 LIMIT ?",
         [*params, int(limit)],
     ).fetchall()
@@ -97,7 +98,7 @@ def active_agents(
 def totals(reader: Any) -> tuple[int, int]:
     """``(entries, violations)``."""
     con, rel = _rel(reader)
-    row = con.execute(f"SELECT count(*), count(*) FILTER (outcome = 'deny') FROM {rel}").fetchone()
+    row = con.execute(f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}) FROM {rel}").fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
@@ -134,7 +135,7 @@ def violation_entries(
     """Violations newest first, filtered by rail, severity, actor (or the human it acts for) and
     time, leaving out the event ids in ``exclude`` (e.g. the acknowledged ones)."""
     con, rel = _rel(reader)
-    where = ["outcome = 'deny'"]
+    where = [VIOLATION_SQL]
     params: list[Any] = []
     if rail is not None:
         where.append("list_contains(rails, ?)")

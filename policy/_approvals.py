@@ -22,9 +22,18 @@ named reason in ``ApprovalCheck.failures``:
 ``already-used``                  an earlier event consumed it
 ================================  =====================================================
 
-Use: a grant is consumed once by an executed action (detect mode). A gate decision (gate mode)
-consumes it too, and the one execution that follows may still use it: the gate said yes to
-exactly one run. Re-evaluating the same event id is idempotent.
+Use: a grant is consumed only by an answer that lets the action through.
+
+- Detect mode (the action already ran): an event the grant covers consumes it, **even when the
+  decision is a deny for another rail** (missing attribution, agent in prod): the approval was
+  for that run, and leaving it unspent would let a second run ride on it.
+- Gate mode (the action is proposed): only a gate ``allow`` consumes it. A request the gate
+  refuses for another rail (``deny``) or sends for approval (``ask``) leaves the grant for the
+  corrected request; its decision still reports the grant (status ``covered``) so the answer
+  says the approval is fine and something else is not. The one execution that follows an
+  ``allow`` may still use the grant: the gate said yes to exactly one run.
+
+Re-evaluating the same event id is idempotent; ``rebuild`` applies the same rule to history.
 """
 
 from __future__ import annotations
@@ -165,7 +174,8 @@ class ApprovalBook:
         if event.approval is not None:
             self.record_approval(event)
         ap = decision.approval
-        if ap is not None and ap.status == "covered" and ap.request_id:
+        spends = decision.mode == "detect" or decision.gate == "allow"
+        if spends and ap is not None and ap.status == "covered" and ap.request_id:
             for g in self._by_request.get(ap.request_id, ()):
                 if g.decision == "grant" and g.actor == event.actor.id and g.resource == event.resource.id:
                     self.use(g, event.event_id, decision.mode)

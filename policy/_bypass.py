@@ -7,7 +7,8 @@ audit source (CloudTrail, Kubernetes audit, GitHub) under an agent's identity or
   common — actor id, credential, or the role behind an assumed-role session) made within
   ``[policy] bypass_window_seconds`` before it. When that request was allowed with a grant, the
   execution is covered by the same grant (the gate said yes to exactly one run, and the audit
-  record cannot carry the command digest), and it inherits the request's attribution facts
+  record cannot carry the command digest; a request the gate refused passes no grant on), and
+  it inherits the request's attribution facts
   (the human, the task, the digest) that an audit record cannot carry either;
 - with **no** matching request, a destructive action outside dev is a gate bypass: the agent acted
   outside its hook (a subagent, a tool the hook does not cover, a shell it opened itself). The
@@ -105,7 +106,12 @@ class GateLinks:
             resource=event.resource.id,
             at=event.occurred_at,
             answer=decision.gate or decision.outcome,
-            grant_request=ap.request_id if ap is not None and ap.status == "covered" else None,
+            # only an allowed request spent its grant; a refused one passes nothing to the execution
+            grant_request=(
+                ap.request_id
+                if ap is not None and ap.status == "covered" and decision.gate == "allow"
+                else None
+            ),
             attribution=attribution_of(event),
         )
         self._by_key.setdefault((rec.action, rec.resource), []).append(rec)

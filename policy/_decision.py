@@ -48,7 +48,8 @@ class ApprovalCheck:
     """not-needed (not destructive here), covered (a valid grant was used), missing (no grant names
     this action), invalid (grants exist but each fails a condition: see ``failures``)."""
     request_id: str | None = None
-    """The approval request consumed by this event (status ``covered``)."""
+    """The approval request whose grant covers this event (status ``covered``). It is consumed by
+    a detect-mode event and by a gate ``allow``; a gate ``deny``/``ask`` leaves it unspent."""
     approver: str | None = None
     """Who granted it (status ``covered``)."""
     failures: tuple[str, ...] = ()

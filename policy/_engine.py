@@ -10,6 +10,12 @@ Semantics are sequential even though Cedar is asked once: approval facts are com
 order before the Cedar call (an approval event earlier in the batch is visible to later events;
 a grant consumed by an earlier event is ``already-used`` for later ones), and they enter each
 request's context, so the batched answer equals the one-by-one answer.
+
+Which answers spend a grant: in detect mode every event the grant covers (the action ran; a
+deny for another rail does not undo it); in gate mode only a gate ``allow`` (a request refused
+for another rail, e.g. missing attribution, leaves the grant for the corrected request). The
+gate's answer is only known after Cedar, so a gate batch is cut after each request holding a
+valid grant (one more Cedar call per such request; none for the common case).
 """
 
 from __future__ import annotations
@@ -149,7 +155,11 @@ class PolicyEngine:
             raise PolicyError(f"evaluate: mode must be 'detect' or 'gate', got {mode!r}")
         out: list[Decision] = []
         for start in range(0, len(events), CHUNK):
-            out.extend(self._evaluate_chunk(events[start : start + CHUNK], approvals, mode))
+            chunk = events[start : start + CHUNK]
+            while chunk:
+                done, decided = self._evaluate_chunk(chunk, approvals, mode)
+                out.extend(decided)
+                chunk = chunk[done:]
         return out
 
     def evaluate_one(
@@ -160,7 +170,13 @@ class PolicyEngine:
 
     def _evaluate_chunk(
         self, events: Sequence[CanonicalEvent], approvals: ApprovalBook, mode: Mode
-    ) -> list[Decision]:
+    ) -> tuple[int, list[Decision]]:
+        """Decide a prefix of ``events`` with one Cedar call; returns (events decided, decisions).
+
+        Gate mode: a grant is spent only by a gate ``allow``, which is known after Cedar answers,
+        so the prefix ends at the first request that holds a valid grant: later requests in the
+        batch then see whether it was spent, exactly as one-by-one evaluation would.
+        """
         catalog = self.catalog
         entities: list[dict[str, Any]] = []
         uids: dict[tuple[str, str, str], str] = {}
@@ -195,7 +211,9 @@ class PolicyEngine:
             found: Found | None = None
             if resolved.destructive:
                 found = approvals.find(ev, mode)
-                if found.grant is not None:
+                if found.grant is not None and mode == "detect":
+                    # it already ran, and the approval was for this run: spent even when another
+                    # rail flags the event (one approval, one run)
                     approvals.use(found.grant, ev.event_id, mode)
             link, bypass = None, False
             watched = mode == "detect" and resolved.destructive and res.environment != "dev"
@@ -281,11 +299,13 @@ class PolicyEngine:
                     }
                 )
             plan.append((i, found, resolved))
+            if mode == "gate" and found is not None and found.grant is not None:
+                break
 
         answers = self._ask_cedar(requests, entities)
         out: list[Decision] = []
         cache: dict[tuple[int, ApprovalCheck | None, bool], Decision] = {}
-        for ev, (i, found, resolved) in zip(events, plan, strict=True):
+        for ev, (i, found, resolved) in zip(events[: len(plan)], plan, strict=True):
             outcome, reasons, approvable_only, notes = answers[i]
             check: ApprovalCheck | None = None
             if resolved.destructive and found is not None:
@@ -298,12 +318,14 @@ class PolicyEngine:
             if d is None:
                 d = self._decision(outcome, reasons, approvable_only, notes, check, resolved, mode)
                 cache[ck] = d
-            if mode == "gate" and d.gate == "ask":
-                approvals.record_request(ev)
             if mode == "gate":
+                if d.gate == "allow" and found is not None and found.grant is not None:
+                    approvals.use(found.grant, ev.event_id, mode)  # a refused request leaves it unspent
+                elif d.gate == "ask":
+                    approvals.record_request(ev)
                 approvals.gates.record(ev, d)
             out.append(d)
-        return out
+        return len(plan), out
 
     def _ask_cedar(
         self, requests: list[dict[str, Any]], entities: list[dict[str, Any]]

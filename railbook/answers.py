@@ -104,33 +104,17 @@ def attribution(reader: Any, event_id: str) -> dict[str, Any] | None:
             record["inclusion"] = prove(reader, event_id)
         except LedgerError as exc:
             record["inclusion"] = {"error": str(exc)}
+    ed = e.to_dict()
+    actor = {k: v for k, v in ed["actor"].items() if k != "on_behalf_of"}
     return {
         "event_id": e.event_id,
-        "occurred_at": e.to_dict()["occurred_at"],
+        "occurred_at": ed["occurred_at"],
         "source": e.source,
-        "actor": {
-            "id": e.actor.id,
-            "kind": e.actor.kind,
-            "session": e.actor.session,
-            "credential": e.actor.credential,
-        },
+        "actor": actor,
         "on_behalf_of": e.actor.on_behalf_of,
         "action": e.action,
-        "resource": {
-            "id": e.resource.id,
-            "type": e.resource.type,
-            "environment": e.resource.environment,
-            "account": e.resource.account,
-            "data_classes": list(e.resource.data_classes),
-        },
-        "change": {
-            "task": c.task,
-            "prompt_sha256": c.prompt_sha256,
-            "diff_sha256": c.diff_sha256,
-            "commit": c.commit,
-            "pull_request": c.pull_request,
-            "ticket": c.ticket,
-        },
+        "resource": ed["resource"],
+        "change": ed["change"],
         "prompt_event": prompt,
         "attribution_missing": missing,
         "decision": d.to_dict(),

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from core.config import Config, load_config
 from core.errors import RailbookError
+from core.event import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,3 +72,19 @@ def setup_logging(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
+
+
+class _TimeParam(click.ParamType[datetime]):
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({exc})", param, ctx)
+
+
+#: an RFC 3339 timestamp flag (``--since``/``--until``), parsed to an aware UTC datetime
+TIME = _TimeParam()

@@ -5,17 +5,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.deadletter import DeadLetter
-from core.event import CanonicalEvent, parse_time
+from core.event import CanonicalEvent
 from ingest import SOURCES, normalise_bytes
 from railbook.answers import attribution, violation_row
 from railbook.cli import main
-from railbook.cli._common import CliContext, err_console, handle_errors, json_option, pass_ctx, print_json
+from railbook.cli._common import (
+    TIME,
+    CliContext,
+    err_console,
+    handle_errors,
+    json_option,
+    pass_ctx,
+    print_json,
+)
 from railbook.pipeline import BatchSummary
 from railbook.wiring import open_pipeline, open_reader
 
@@ -45,21 +52,6 @@ def _read_input(name: str) -> bytes:
             return fh.read()
     except OSError as exc:
         raise click.ClickException(f"cannot read {name!r}: {exc.strerror}") from exc
-
-
-class _TimeParam(click.ParamType[datetime]):
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_time(str(value))
-        except ValueError as exc:
-            self.fail(f"{value!r} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({exc})", param, ctx)
-
-
-TIME = _TimeParam()
 
 
 @main.command()

@@ -13,11 +13,12 @@ import click
 from rich.table import Table
 
 from core.errors import PolicyError, PolicyTestError
-from core.event import CanonicalEvent, event_from_dict, parse_time
+from core.event import CanonicalEvent, event_from_dict
 from policy import Decision, PolicyEngine, ReplayReport, replay, run_policy_tests
 from railbook.cli import main
 from railbook.cli._bench import bench, write_results
 from railbook.cli._common import (
+    TIME,
     CliContext,
     console,
     err_console,
@@ -26,19 +27,6 @@ from railbook.cli._common import (
     pass_ctx,
     print_json,
 )
-
-
-class _TimeParam(click.ParamType[datetime]):
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_time(str(value))
-        except ValueError as exc:
-            self.fail(f"{value!r} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({exc})", param, ctx)
-
 
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
@@ -206,7 +194,7 @@ def _print_report(report: ReplayReport) -> None:
 
 @policy.command("replay")
 @click.option("--policies", "pack", type=_DIR, required=True, help="The proposed pack to backtest.")
-@click.option("--since", type=_TimeParam(), help="Re-evaluate only events at or after this time (RFC 3339).")
+@click.option("--since", type=TIME, help="Re-evaluate only events at or after this time (RFC 3339).")
 @click.option(
     "--records",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -22,10 +22,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    cfg = Config.model_validate({
-        "ledger": {"path": str(tmp_path / "ledger.duckdb")},
-        "identities": {"approvers": ["alice@example.com", "carol@example.com", "bob@example.com"]},
-    })
+    cfg = Config.model_validate(
+        {
+            "ledger": {"path": str(tmp_path / "ledger.duckdb")},
+            "identities": {"approvers": ["alice@example.com", "carol@example.com", "bob@example.com"]},
+        }
+    )
     seed_ledger(cfg, [*story(), *synthetic(500)])
     return cfg
 
@@ -60,7 +62,9 @@ def test_offline_approval_and_acknowledgement_are_appended(config: Config) -> No
         violation = reader.get("agent:sess-81:alter")
     with pytest.raises(PermissionError, match="approver-is-instructing-human"):
         approval_event(config, "bob@example.com", req, "grant")
-    receipt = b.submitter.submit_approval(approval_event(config, "alice@example.com", req, "grant"), token=None)
+    receipt = b.submitter.submit_approval(
+        approval_event(config, "alice@example.com", req, "grant"), token=None
+    )
     assert receipt.seq == 529 and receipt.via == "in-process"
     ack = acknowledgement_event(config, "carol@example.com", violation, "restored; INC-7")
     assert b.submitter.submit_event(ack, token=None).seq == 530

@@ -333,3 +333,50 @@ def test_bad_dashboard_settings_name_the_key(config: Any) -> None:
 
     with pytest.raises(ConfigError, match=r"\[dashboard\] page_size"):
         dashboard_settings(config(dashboard={"page_size": 0}))
+
+
+def test_service_submitter_posts_the_documented_bodies(config: Any, reader: FakeReader) -> None:
+    import httpx
+
+    from dashboard._submit import ServiceSubmitter
+
+    seen: list[tuple[str, dict[str, Any], str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, json.loads(request.content), request.headers.get("authorization", "")))
+        if request.url.path == "/v1/approvals":
+            return httpx.Response(
+                200, json={"event_id": "approval:req-1:svc", "seq": 77, "approver": "alice@example.com"}
+            )
+        if json.loads(request.content).get("attributes", {}).get("comment") == "boom":
+            return httpx.Response(403, json={"error": "forbidden", "message": "token lacks ingest"})
+        return httpx.Response(200, json={"appended": 1})
+
+    sub = ServiceSubmitter(
+        "http://svc", default_token="rbk_local", client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    req = pending_requests(reader)[1]
+    ev = approval_event(
+        config(), "alice@example.com", req, "grant", comment="plan ok", now=T0, ttl=timedelta(seconds=600)
+    )
+    r = sub.submit_approval(ev, token="rbk_alice")
+    assert (r.event_id, r.seq) == ("approval:req-1:svc", 77)
+    path, body, auth = seen[0]
+    assert path == "/v1/approvals" and auth == "Bearer rbk_alice"
+    assert body == {
+        "request_id": "req-1",
+        "decision": "grant",
+        "digest": "e" * 64,
+        "expires_in": 600.0,
+        "note": "plan ok",
+    }
+    ack = acknowledgement_event(config(), "alice@example.com", reader.get("agent:alter-prod"), "done", now=T0)
+    sub.submit_event(ack, token=None)
+    assert (
+        seen[1][0] == "/v1/events" and seen[1][2] == "Bearer rbk_local" and seen[1][1]["action"] == ACK_ACTION
+    )
+    from core.errors import ServiceError
+
+    bad = acknowledgement_event(config(), "alice@example.com", reader.get("agent:alter-prod"), "boom", now=T0)
+    with pytest.raises(ServiceError, match="forbidden: token lacks ingest"):
+        sub.submit_event(bad, token=None)

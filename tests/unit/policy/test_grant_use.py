@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from core.config import Config
 from core.event import CanonicalEvent, Change
 from policy import ApprovalBook, Decision, PolicyEngine
-from tests.unit.policy.conftest import PROD_DB, T0, ev, grant
+from tests.unit.policy.conftest import H2, PROD_DB, T0, ev, grant
 
 UNATTRIBUTED = {"on_behalf_of": None, "change": Change()}
 
@@ -42,17 +42,44 @@ def test_gate_deny_for_missing_attribution_leaves_the_grant_unused(
     assert _state(book) == ("used", ("gate-2",))
 
 
-def test_gate_deny_for_agent_in_prod_leaves_the_grant_unused(engine: PolicyEngine, book: ApprovalBook) -> None:
+def test_gate_deny_for_agent_in_prod_leaves_the_grant_unused(
+    engine: PolicyEngine, book: ApprovalBook
+) -> None:
     engine.evaluate([grant(resource=PROD_DB)], approvals=book)
     d = engine.evaluate([ev(eid="gate-1", resource=PROD_DB, env="prod")], approvals=book, mode="gate")[0]
     assert d.gate == "deny" and 1 in d.rails and 3 not in d.rails
     assert _state(book) == ("granted", ())
-    # the linked execution does not inherit a grant from a refused gate request either
+
+
+def test_execution_after_a_refused_gate_request_inherits_no_grant(
+    engine: PolicyEngine, book: ApprovalBook
+) -> None:
+    """The audit record of a run cannot carry the digest; only an *allowed* request passes its grant on."""
+    engine.evaluate([grant(digest=H2)], approvals=book)
+    refused = engine.evaluate([ev(eid="gate-1", on_behalf_of=None)], approvals=book, mode="gate")[0]
+    assert refused.gate == "deny" and refused.approval is not None and refused.approval.status == "covered"
     executed = engine.evaluate(
-        [ev(eid="cloudtrail:x", resource=PROD_DB, env="prod", at=T0 + timedelta(seconds=5), source="cloudtrail")],
+        [ev(eid="cloudtrail:x", at=T0 + timedelta(seconds=5), source="cloudtrail", change=Change())],
         approvals=book,
     )[0]
-    assert executed.outcome == "deny"
+    assert "rail3-destructive-without-approval" in executed.policy_ids
+    assert executed.approval is not None and executed.approval.failures == ("digest-mismatch",)
+    assert _state(book) == ("granted", ())
+
+
+def test_execution_after_an_allowed_gate_request_uses_its_grant(
+    engine: PolicyEngine, book: ApprovalBook
+) -> None:
+    engine.evaluate([grant(digest=H2)], approvals=book)
+    allowed = engine.evaluate([ev(eid="gate-1")], approvals=book, mode="gate")[0]
+    assert allowed.gate == "allow"
+    executed = engine.evaluate(
+        [ev(eid="cloudtrail:x", at=T0 + timedelta(seconds=5), source="cloudtrail", change=Change())],
+        approvals=book,
+    )[0]
+    assert executed.outcome == "allow" and executed.approval is not None
+    assert executed.approval.request_id == "req-1"
+    assert _state(book) == ("used", ("gate-1", "cloudtrail:x"))
 
 
 def test_gate_deny_then_allow_in_one_batch_equals_one_by_one(engine: PolicyEngine, config: Config) -> None:
@@ -131,6 +158,7 @@ def test_gate_batched_equals_sequential_and_only_allows_spend(
     assert live.requests() == book.requests()
     spent = {eid for s in live.requests() for eid in s.used_by}
     for e, d in zip(events, batched, strict=True):
-        assert (e.event_id in spent) == (d.gate == "allow" and d.approval is not None and d.approval.status == "covered")
+        covered = d.approval is not None and d.approval.status == "covered"
+        assert (e.event_id in spent) == (d.gate == "allow" and covered)
     rebuilt = ApprovalBook.rebuild(config, list(zip(events, batched, strict=True)))
     assert rebuilt.requests() == live.requests()
