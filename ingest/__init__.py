@@ -11,13 +11,17 @@ from ingest.claude_code import stamp_hook_payload
 from ingest.commands import CommandFacts, classify_command
 from ingest.detect import detect_source
 from ingest.github import verify_github_signature
+from ingest.kafka import ProducerLike, Publisher, decode_message
 from ingest.redact import redact, redact_text
 
 __all__ = [
     "SOURCES",
     "Adapter",
     "CommandFacts",
+    "ProducerLike",
+    "Publisher",
     "classify_command",
+    "decode_message",
     "detect_source",
     "normalise_bytes",
     "normalise_record",

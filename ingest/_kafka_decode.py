@@ -39,7 +39,7 @@ def message_where(topic: str, partition: int, offset: int) -> str:
 def _default_normaliser() -> Normaliser:
     import ingest  # the adapters; imported late (heavier, and ingest/__init__ re-exports this module)
 
-    norm: Normaliser = ingest.normalise_bytes  # type: ignore[attr-defined,unused-ignore]
+    norm: Normaliser = ingest.normalise_bytes
     return norm
 
 

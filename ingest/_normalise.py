@@ -26,6 +26,7 @@ from core.event import CanonicalEvent, sha256_hex
 from ingest._adapter import KEEP_OWN_RAW
 from ingest._common import MAX_INPUT_BYTES, MAX_RECORD_BYTES, compact_json
 from ingest._registry import ADAPTERS, adapter_for
+from ingest._screen import screen
 from ingest.detect import detect_source
 from ingest.redact import redact, redact_text
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+_ASTRAL = "\U00010000"
 
 
 def normalise_record(record: Any, *, source: str, where: str, config: Config) -> list[CanonicalEvent]:
@@ -53,28 +55,42 @@ def normalise_record(record: Any, *, source: str, where: str, config: Config) ->
             f"{source}: {where}: record is {len(original)} bytes, over the {MAX_RECORD_BYTES}-byte limit",
             reason="oversized",
         )
-    redacted, classes = redact(record)
+    text = original.decode("utf-8")
+    # one pre-screen over the JSON text; the structured walk only when something might match
+    redacted, classes = redact(record, json_text=text)
     events = adapter.normalise(record, where=where, config=config)
     scrubbed = adapter.scrub(redacted)
     raw_sha = sha256_hex(original)
     if scrubbed is KEEP_OWN_RAW:
         return [_finish(e, e.raw, e.raw_sha256 or raw_sha, classes) for e in events]
-    raw = compact_json(scrubbed)
+    if scrubbed is record and (text.isascii() or max(text) < _ASTRAL):
+        # nothing was redacted or scrubbed: the canonical JSON already is the compact JSON
+        # (they differ only in key order, and only for keys outside the BMP)
+        raw = text
+    else:
+        raw = compact_json(scrubbed)
     return [_finish(e, raw, raw_sha, classes) for e in events]
 
 
 def _finish(ev: CanonicalEvent, raw: str | None, raw_sha: str, classes: tuple[str, ...]) -> CanonicalEvent:
     found = set(classes)
-    attributes = {}
-    for k, v in ev.attributes.items():
-        red, c = redact_text(v)
-        found |= c
-        attributes[k] = red
+    attributes = ev.attributes
     change = ev.change
+    values = list(attributes.values())
     if change.task:
-        task, c = redact_text(change.task)
-        found |= c
-        change = dataclasses.replace(change, task=task)
+        values.append(change.task)
+    # one screen over all free text; a newline cannot join two values into something redactable
+    # that the screen would miss (it is a necessary condition on every part)
+    if values and screen("\n".join(values), fields=False):
+        attributes = {}
+        for k, v in ev.attributes.items():
+            red, c = redact_text(v)
+            found |= c
+            attributes[k] = red
+        if change.task:
+            task, c = redact_text(change.task)
+            found |= c
+            change = dataclasses.replace(change, task=task)
     data_classes = tuple(sorted(set(ev.resource.data_classes) | found))
     resource = ev.resource
     if data_classes != resource.data_classes:

@@ -165,7 +165,8 @@ class Publisher:
         self,
         bootstrap: str | None = None,
         *,
-        topic: str = EVENTS_TOPIC,
+        topic: str | None = None,
+        namespace: str = "",
         producer: ProducerLike | None = None,
         client_id: str = "railbook-publisher",
         connect_timeout: float = 5.0,
@@ -183,7 +184,9 @@ class Publisher:
                 extra=producer_config,
             )
         self.bootstrap = bootstrap
-        self.topic = topic
+        self.namespace = namespace
+        """Prefix of every topic this publisher writes (``team-a.`` → ``team-a.railbook.events``)."""
+        self.topic = topic or namespace + EVENTS_TOPIC
         self._producer = producer
         self._lock = threading.Lock()
         self._errors: list[str] = []
@@ -229,7 +232,7 @@ class Publisher:
         hdrs = [(CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE)]
         hdrs += [(k, v.encode("utf-8")) for k, v in (headers or {}).items()]
         k = key.encode("utf-8") if isinstance(key, str) else key
-        self.send(raw_topic(source), record, key=k, headers=hdrs)
+        self.send(self.namespace + raw_topic(source), record, key=k, headers=hdrs)
 
     def send(
         self,

@@ -22,12 +22,15 @@ keeps its user, host and database. The hash of the original record is kept by th
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from core.errors import NormaliseError
 from ingest._common import MAX_DEPTH
+from ingest._screen import FIELD, SECRET_FIELDS, TEXT, is_pan, luhn_valid, screen
 
 __all__ = ["luhn_valid", "redact", "redact_text"]
 
@@ -35,32 +38,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SECRET_KEYS = frozenset(
-    k.replace("_", "").replace("-", "")
-    for k in (
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "client_secret",
-        "secret_access_key",
-        "secretAccessKey",
-        "aws_secret_access_key",
-        "session_token",
-        "sessionToken",
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "api_key",
-        "apikey",
-        "private_key",
-        "authorization",
-        "x-hub-signature-256",
-        "pgpassword",
-        "mysql_pwd",
-        "token",
-    )
-)
+#: object fields whose string value is a secret, normalised (lowercase, no "_" or "-"): password,
+#: passwd, pwd, secret, client_secret, (aws_)secret_access_key, session/access/refresh/id token,
+#: api_key, private_key, authorization, x-hub-signature-256, pgpassword, mysql_pwd, token
+_SECRET_KEYS = SECRET_FIELDS
 # AWS writes this in place of sensitive values; it is not a secret, and must not mark the event.
 _AWS_HIDDEN = frozenset({"HIDDEN_DUE_TO_SECURITY_REASONS", ""})
 
@@ -81,40 +62,27 @@ _PATTERNS = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
-# Issuer prefixes of the card schemes (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay):
-# a Luhn check alone flags one in ten long numbers, so the prefix must also fit.
-_PAN_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6011|64[4-9]|65|35|30[0-5]|36|38|62)")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn (mod 10) check over a string of digits."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _is_pan(text: str) -> bool:
-    digits = re.sub(r"[ \-]", "", text)
-    return 13 <= len(digits) <= 19 and bool(_PAN_PREFIX.match(digits)) and luhn_valid(digits)
-
-
-# Cheap necessary condition for any pattern above: most strings (keys, names, ids) fail it fast.
+# Cheap necessary condition for any pattern above, per string: most strings (keys, names, ids, ARNs)
+# fail it fast. pem needs BEGIN; uri "://"; kv one of secret/passw/pwd (every keyword of it
+# contains one, matched case-insensitively as there); bearer "bearer"/"token"; the token formats
+# their literal heads; a PAN 13 digits with single separators; an SSN ddd-dd-dddd. Whole records
+# and long texts are screened once by ``ingest._screen.might_redact`` instead.
 _MAYBE = re.compile(
-    r"\d[ \-]?\d[ \-]?\d|[:=]|(?i:bearer|token)|BEGIN|gh[pousr]_|github_pat_|xox|eyJ|sk-|AIza"
+    r"BEGIN|://|(?i:secret|passw|pwd|bearer|token)|gh[pousr]_|github_pat_|xox|eyJ|sk-|AIza"
+    r"|\d(?:[ \-]?\d){12}|\d\d\d-\d\d-\d\d\d\d"
 )
 
 
 def redact_text(text: str) -> tuple[str, set[str]]:
     """Redact one string; returns the new text and the data classes found (``secret``, ``pci``, ``pii``)."""
-    found: set[str] = set()
     if not _MAYBE.search(text):
-        return text, found
+        return text, set()
+    return _redact_text_full(text)
+
+
+def _redact_text_full(text: str) -> tuple[str, set[str]]:
+    """``redact_text`` without the pre-screen (the reference the screens are tested against)."""
+    found: set[str] = set()
 
     def repl(m: re.Match[str]) -> str:
         kind = m.lastgroup
@@ -137,7 +105,7 @@ def redact_text(text: str) -> tuple[str, set[str]]:
             found.add("secret")
             return "[REDACTED:token]"
         if m.group("pan") is not None:
-            if _is_pan(m.group("pan")):
+            if is_pan(m.group("pan")):
                 found.add("pci")
                 return "[REDACTED:pan]"
             return m.group(0)
@@ -154,25 +122,27 @@ def _norm_key(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "")
 
 
-def _walk(value: Any, found: set[str], depth: int) -> Any:
+def _walk(
+    value: Any, found: set[str], depth: int, text: Callable[[str], tuple[str, set[str]]] = redact_text
+) -> Any:
     if depth > MAX_DEPTH:
         raise NormaliseError(f"JSON nested deeper than {MAX_DEPTH} levels", reason="too-deep")
     if isinstance(value, str):
-        new, classes = redact_text(value)
+        new, classes = text(value)
         found |= classes
         return new
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
         # A PAN may arrive as a JSON number; it must not survive in ``raw`` either.
-        if 10**12 <= abs(value) < 10**19 and _is_pan(str(abs(value))):
+        if 10**12 <= abs(value) < 10**19 and is_pan(str(abs(value))):
             found.add("pci")
             return "[REDACTED:pan]"
         return value
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for k, v in value.items():
-            key = _walk(k, found, depth + 1) if isinstance(k, str) else k
+            key = _walk(k, found, depth + 1, text) if isinstance(k, str) else k
             if (
                 isinstance(k, str)
                 and isinstance(v, str)
@@ -183,18 +153,62 @@ def _walk(value: Any, found: set[str], depth: int) -> Any:
                 found.add("secret")
                 out[key] = "[REDACTED:secret]"
             else:
-                out[key] = _walk(v, found, depth + 1)
+                out[key] = _walk(v, found, depth + 1, text)
         return out
     if isinstance(value, list | tuple):
-        return [_walk(v, found, depth + 1) for v in value]
+        return [_walk(v, found, depth + 1, text) for v in value]
     return value
 
 
-def redact(value: T) -> tuple[T, tuple[str, ...]]:
+def redact(value: T, *, json_text: str | None = None) -> tuple[T, tuple[str, ...]]:
     """Redact a string or a decoded JSON value; returns the redacted copy and the sorted data classes.
+
+    Nothing to redact (the common case) costs one pre-screen over the value's JSON text and
+    returns ``value`` itself; otherwise the value is walked and every string, field and number
+    checked. Pass ``json_text`` (the value's JSON, ``ensure_ascii=False``, e.g. its canonical
+    JSON decoded) when it is already at hand, to skip encoding it again.
 
     Raises ``NormaliseError(reason="too-deep")`` for nesting deeper than ``MAX_DEPTH``.
     """
+    text_fn = redact_text
+    if isinstance(value, dict | list | tuple):
+        text = json_text if json_text is not None else _json_text(value)
+        hits = screen(text) if text is not None else TEXT | FIELD
+        if not hits:
+            if text is not None and text.count("{") + text.count("[") > MAX_DEPTH:
+                _check_depth(value, 0)  # the walk would have raised; so must this path
+            return value, ()
+        if not hits & TEXT:
+            text_fn = _unchanged  # only secret fields to replace: no string needs the patterns
     found: set[str] = set()
-    out = _walk(value, found, 0)
+    out = _walk(value, found, 0, text_fn)
     return out, tuple(sorted(found))
+
+
+def _unchanged(text: str) -> tuple[str, set[str]]:
+    return text, set()
+
+
+def _json_text(value: Any) -> str | None:
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError, RecursionError):
+        return None  # not plain JSON: the walk decides
+
+
+def _check_depth(value: Any, depth: int) -> None:
+    """Raise exactly when ``_walk`` would: some node (a key or value) sits deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise NormaliseError(f"JSON nested deeper than {MAX_DEPTH} levels", reason="too-deep")
+    if isinstance(value, dict):
+        if value and depth + 1 > MAX_DEPTH:
+            _check_depth(None, depth + 1)
+        for v in value.values():
+            if isinstance(v, dict | list | tuple):
+                _check_depth(v, depth + 1)
+    elif isinstance(value, list | tuple):
+        if value and depth + 1 > MAX_DEPTH:
+            _check_depth(None, depth + 1)
+        for v in value:
+            if isinstance(v, dict | list | tuple):
+                _check_depth(v, depth + 1)

@@ -13,13 +13,34 @@ from typing import Any
 import duckdb
 
 from ledger.entry import Entry
+from ledger.proofs import NodeId, node_position
 
-__all__ = ["ENTRY_COLUMNS", "entries", "find", "get", "iter_entries", "stats", "violations"]
+__all__ = ["ENTRY_COLUMNS", "entries", "fetch_nodes", "find", "get", "iter_entries", "stats", "violations"]
 
 ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
 
 #: A violation is a detect-mode deny; a gate-mode deny is an action stopped before it ran.
 VIOLATION_SQL = "(outcome = 'deny' AND mode = 'detect')"
+
+
+def fetch_nodes(con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    """The stored hashes of the nodes ``ids`` that exist: leaves from ``entries.leaf_hash``, interior
+    nodes from ``nodes`` by position — one query, served by the ``entries_seq`` and ``nodes_pos``
+    ART indexes (point lookups: O(log n) reads at any size). Ids are integers, so they are inlined:
+    DuckDB turns a constant IN list on an indexed column into index scans."""
+    leaves = sorted({int(i) for lv, i in ids if lv == 0})
+    inner = sorted({node_position(lv, i) for lv, i in ids if lv > 0})
+    parts = []
+    if leaves:
+        parts.append(
+            f"SELECT 0::TINYINT AS level, seq AS idx, leaf_hash AS hash FROM entries "
+            f"WHERE seq IN ({', '.join(map(str, leaves))})"
+        )
+    if inner:
+        parts.append(f"SELECT level, idx, hash FROM nodes WHERE pos IN ({', '.join(map(str, inner))})")
+    if not parts:
+        return {}
+    return {(int(lv), int(i)): bytes(h) for lv, i, h in con.execute(" UNION ALL ".join(parts)).fetchall()}
 
 
 def _rows_to_entries(rows: Sequence[tuple[Any, ...]]) -> list[Entry]:

@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
 import duckdb
 import pyarrow as pa
 
 from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
 from core.event import format_time
 from ledger import _query
+from ledger._batch import ENTRY_INSERT_COLUMNS, prepare, prepare_nodes
 from ledger._schema import SCHEMA, SEGMENT_GLOB, segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
 from ledger.entry import (
@@ -30,12 +33,8 @@ from ledger.entry import (
     AppendResult,
     DeadLetterRow,
     Entry,
-    chain_hash,
-    encode_entry,
-    index_columns,
 )
 from ledger.keys import keygen, load_signer
-from ledger.merkle import leaf_hash as _leaf_hash
 from ledger.proofs import (
     CompactRange,
     NodeId,
@@ -56,39 +55,56 @@ __all__ = ["Ledger", "open_connection"]
 
 logger = logging.getLogger(__name__)
 
-_ENTRY_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("event_id", pa.string()),
-        ("occurred_at", pa.timestamp("us", tz="UTC")),
-        ("ingested_at", pa.timestamp("us", tz="UTC")),
-        ("source", pa.string()),
-        ("actor_id", pa.string()),
-        ("actor_kind", pa.string()),
-        ("on_behalf_of", pa.string()),
-        ("credential", pa.string()),
-        ("action", pa.string()),
-        ("resource_id", pa.string()),
-        ("resource_type", pa.string()),
-        ("environment", pa.string()),
-        ("outcome", pa.string()),
-        ("mode", pa.string()),
-        ("rails", pa.list_(pa.int32())),
-        ("policies", pa.list_(pa.string())),
-        ("severity", pa.string()),
-        ("policy_version", pa.string()),
-        ("commit", pa.string()),
-        ("pull_request", pa.string()),
-        ("task", pa.string()),
-        ("request_id", pa.string()),
-        ("approval_used", pa.string()),
-        ("entry", pa.binary()),
-        ("leaf_hash", pa.binary()),
-        ("chain_hash", pa.binary()),
-    ]
+#: entries per encoded-and-inserted chunk of an append
+_CHUNK = 2048
+_INSERT_ENTRIES = (
+    f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) "
+    f"SELECT {', '.join(e for _, e in ENTRY_INSERT_COLUMNS)} FROM _railbook_chunk"
 )
-_COLS = [f.name for f in _ENTRY_SCHEMA]
-_COL_LIST = ", ".join(f'"{c}"' for c in _COLS)
+
+
+class _ChunkWriter:
+    """Inserts prepared chunks into ``entries`` in the caller's transaction, at most one in flight.
+
+    With an executor, each insert runs on its thread while the caller encodes the next chunk;
+    leaving the ``with`` block waits for the last insert (also on errors, so a ROLLBACK never
+    races an insert) and re-raises its error.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, ingested_at: str, pool: ThreadPoolExecutor | None) -> None:
+        self._con = con
+        self._ingested_at = ingested_at
+        self._pool = pool
+        self._pending: Future[None] | None = None
+
+    def _insert(self, table: pa.Table) -> None:
+        self._con.register("_railbook_chunk", table)
+        try:
+            self._con.execute(_INSERT_ENTRIES, [self._ingested_at])
+        finally:
+            self._con.unregister("_railbook_chunk")
+
+    def put(self, table: pa.Table) -> None:
+        self._wait()
+        if self._pool is None:
+            self._insert(table)
+        else:
+            self._pending = self._pool.submit(self._insert, table)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self._wait()
+        elif self._pending is not None:
+            wait([self._pending])
+            self._pending = None
 
 
 def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -116,6 +132,7 @@ class Ledger:
         self.read_only = read_only
         self.origin = config.ledger.origin
         self._signer: Signer | None = None
+        self._pool: ThreadPoolExecutor | None = None
         #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
         row = con.execute("SELECT count(*), max(seq) FROM entries").fetchone()
@@ -160,6 +177,9 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._con.close()
 
     def __enter__(self) -> Ledger:
@@ -197,22 +217,10 @@ class Ledger:
     # --- tree nodes --------------------------------------------------------------------------------
 
     def _fetch_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
-        """NodeFetcher over the store: leaves from ``entries``, interior nodes from ``nodes`` by position."""
-        leaves = [i for lv, i in ids if lv == 0]
-        inner = [node_position(lv, i) for lv, i in ids if lv > 0]
-        got: dict[tuple[int, int], bytes] = {}
-        if leaves:
-            for s, h in self._con.execute(
-                "SELECT seq, leaf_hash FROM entries WHERE seq IN (SELECT unnest(?))", [leaves]
-            ).fetchall():
-                got[(0, int(s))] = bytes(h)
-        if inner:
-            for lv, i, h in self._con.execute(
-                "SELECT level, idx, hash FROM nodes WHERE pos IN (SELECT unnest(?))", [inner]
-            ).fetchall():
-                got[(int(lv), int(i))] = bytes(h)
+        """NodeFetcher over the store (one indexed query; see ``ledger._query.fetch_nodes``)."""
+        got = _query.fetch_nodes(self._con, ids)
         try:
-            return [got[(lv, i)] for lv, i in ids]
+            return [got[n] for n in ids]
         except KeyError as exc:
             raise ProofError(
                 f"tree node {exc.args[0]} is missing from the ledger's node table; run 'railbook verify'"
@@ -258,7 +266,11 @@ class Ledger:
         dead_letters: Sequence[DeadLetter] = (),
         offsets: Mapping[str, Mapping[tuple[str, int], int]] | None = None,
     ) -> AppendResult:
-        """Append a batch in one transaction (see the module docstring); duplicates are skipped and reported."""  # noqa: E501
+        """Append a batch in one transaction (see the module docstring); duplicates are skipped and reported.
+
+        Large batches are encoded in chunks of ``_CHUNK``; each chunk is inserted on a helper thread
+        (DuckDB releases the GIL) while the next one is encoded, all in the one transaction.
+        """
         self._writable()
         already = self.existing(ev.event_id for ev, _ in records)
         seen: set[str] = set()
@@ -274,50 +286,23 @@ class Ledger:
         now_s = format_time(now)
         tree = CompactRange(self._tree.size, self._tree.border())
         chain = self._chain
-        cols: dict[str, list[Any]] = {c: [] for c in _COLS}
         new_nodes: list[tuple[int, int, bytes]] = []
         appended: list[tuple[int, str]] = []
         alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
         seq = self._size
-        for ev, dec in fresh:
-            entry = encode_entry(seq, now_s, ev, dec)
-            lh = _leaf_hash(entry)
-            chain = chain_hash(chain, lh)
-            tree.append(lh, new_nodes)
-            for k, v in index_columns(ev, dec).items():
-                cols[k].append(v)
-            cols["seq"].append(seq)
-            cols["ingested_at"].append(now)
-            cols["entry"].append(entry)
-            cols["leaf_hash"].append(lh)
-            cols["chain_hash"].append(chain)
-            appended.append((seq, ev.event_id))
-            if dec.outcome == "deny" and dec.mode == "detect":
-                alerts.append((seq, ev.event_id, list(dec.rails), dec.severity, list(dec.policy_ids)))
-            seq += 1
         con = self._con
         try:
             con.execute("BEGIN TRANSACTION")
-            if appended:
-                batch = pa.Table.from_pydict(cols, schema=_ENTRY_SCHEMA)  # noqa: F841 (read by DuckDB)
-                con.execute(f"INSERT INTO entries ({_COL_LIST}) SELECT {_COL_LIST} FROM batch")
+            with _ChunkWriter(con, now_s, self._executor() if len(fresh) > _CHUNK else None) as writer:
+                for off in range(0, len(fresh), _CHUNK):
+                    chunk = fresh[off : off + _CHUNK]
+                    prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
+                    writer.put(prepared.table)
+                    appended += prepared.appended
+                    alerts += prepared.alerts
+                    seq += len(chunk)
             if new_nodes:
-                node_batch = pa.Table.from_pydict(  # noqa: F841
-                    {
-                        "pos": [node_position(lv, i) for lv, i, _ in new_nodes],
-                        "level": [lv for lv, _, _ in new_nodes],
-                        "idx": [i for _, i, _ in new_nodes],
-                        "hash": [h for _, _, h in new_nodes],
-                    },
-                    schema=pa.schema(
-                        [
-                            ("pos", pa.int64()),
-                            ("level", pa.int8()),
-                            ("idx", pa.int64()),
-                            ("hash", pa.binary()),
-                        ]
-                    ),
-                )
+                node_batch = prepare_nodes(new_nodes)  # noqa: F841 (read by DuckDB)
                 con.execute("INSERT INTO nodes SELECT * FROM node_batch")
             if dead_letters:
                 self._insert_dead_letters(dead_letters)
@@ -340,6 +325,11 @@ class Ledger:
         logger.debug("appended count=%d tree_size=%d", len(appended), seq)
         cp = self.maybe_checkpoint()
         return AppendResult(appended, duplicates, len(dead_letters), cp)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-ledger-insert")
+        return self._pool
 
     def _insert_alerts(
         self, alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime

@@ -82,8 +82,12 @@ class ServeOptions:
     """Kafka bootstrap servers, ``host:port[,host:port…]``."""
     group: str = "railbook"
     """Consumer group id; also the key of the offsets stored in the ledger."""
-    topics: tuple[str, ...] = DEFAULT_TOPICS
-    """Topics to consume: ``railbook.events`` and/or ``railbook.raw.<source>``."""
+    topics: tuple[str, ...] | None = None
+    """Topics to consume (``railbook.events`` and/or ``railbook.raw.<source>``); ``None``: all of
+    them, in ``namespace``."""
+    namespace: str = ""
+    """Prefix of the default input topics and of every output topic (``team-a.`` →
+    ``team-a.railbook.events``, ``team-a.railbook.decisions``, …)."""
     batch_size: int = 2000
     """Most messages per poll, i.e. per ledger transaction."""
     poll_timeout: float = 0.5
@@ -155,7 +159,7 @@ class ServeStats:
         )
 
 
-def _consumer(options: ServeOptions, listener: Any) -> Any:
+def _consumer(options: ServeOptions, topics: Sequence[str], listener: Any) -> Any:
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError as _KafkaPythonError
 
@@ -177,7 +181,7 @@ def _consumer(options: ServeOptions, listener: Any) -> Any:
             request_timeout_ms=30_000,
             group_instance_id=options.instance_id,
         )
-        consumer.subscribe(list(options.topics), listener=listener)
+        consumer.subscribe(list(topics), listener=listener)
     except _KafkaPythonError as exc:
         raise KafkaError(
             f"cannot reach a Kafka broker at {options.bootstrap!r} within {options.connect_timeout:g}s "
@@ -220,6 +224,8 @@ class Server:
         self.pipeline = pipeline
         self.ledger = pipeline.ledger
         self.options = options
+        self._ns = options.namespace
+        self.topics: tuple[str, ...] = options.topics or tuple(options.namespace + t for t in DEFAULT_TOPICS)
         self.stats = ServeStats()
         self.on_batch = on_batch
         self._stop = threading.Event()
@@ -258,14 +264,14 @@ class Server:
         """Consume until stopped (or idle / max messages); returns the totals."""
         t0 = time.monotonic()
         if self._consumer is None:
-            self._consumer = _consumer(self.options, _rebalance_listener(self))
+            self._consumer = _consumer(self.options, self.topics, _rebalance_listener(self))
         if self._publisher is not None:
             self.ledger.on_checkpoint = self._publish_checkpoint
             self._republish_outputs()
         logger.info(
             "serve started group=%s topics=%s tree_size=%d",
             self.options.group,
-            ",".join(self.options.topics),
+            ",".join(self.topics),
             self.ledger.size,
         )
         try:
@@ -475,7 +481,7 @@ class Server:
             self._pending_cursor = seq + 1
         for d in dead:
             pub.send(
-                DEADLETTERS_TOPIC,
+                self._ns + DEADLETTERS_TOPIC,
                 d.raw,
                 headers=[
                     ("railbook-source", d.source.encode()),
@@ -503,10 +509,10 @@ class Server:
             "decision": decision.to_dict(),
         }
         key = event_key(event)
-        pub.send(DECISIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
+        pub.send(self._ns + DECISIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
         if decision.is_violation:
             doc["event"] = event.to_dict()
-            pub.send(VIOLATIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
+            pub.send(self._ns + VIOLATIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
 
     def _maybe_flush_outputs(self, *, force: bool) -> None:
         pub = self._publisher
@@ -524,7 +530,7 @@ class Server:
         if pub is None:
             return
         pub.send(
-            CHECKPOINTS_TOPIC,
+            self._ns + CHECKPOINTS_TOPIC,
             cp.signed_note_text.encode(),
             key=cp.origin.encode(),
             headers=[

@@ -15,7 +15,7 @@ from core.deadletter import DeadLetter
 from ingest.kafka import RAW_SOURCES, Publisher
 from railbook.cli import main
 from railbook.cli._common import CliContext, err_console, handle_errors, json_option, pass_ctx, print_json
-from railbook.serve import DEFAULT_TOPICS, ServeOptions, Server, ServeStats
+from railbook.serve import ServeOptions, Server, ServeStats
 
 #: dead letters shown one by one before only counting
 SHOW_DEAD = 20
@@ -26,6 +26,15 @@ def _bootstrap(ctx: CliContext, given: str | None) -> str:
     if not value:
         raise click.UsageError("no broker: pass --kafka HOST:PORT, set RAILBOOK_KAFKA, or [kafka] bootstrap")
     return str(value)
+
+
+def namespace_option(fn: Any) -> Any:
+    return click.option(
+        "--namespace",
+        default="",
+        metavar="PREFIX",
+        help="Prefix of every Railbook topic, e.g. 'team-a.' for team-a.railbook.events (default none).",
+    )(fn)
 
 
 def kafka_option(fn: Any) -> Any:
@@ -96,7 +105,10 @@ def raw_records(data: bytes, source: str) -> Iterator[bytes]:
     help="Publish the original records to railbook.raw.<source> instead "
     "of canonical events (the consumer normalises them); needs --source.",
 )
-@click.option("--topic", default="railbook.events", show_default=True, help="Topic for canonical events.")
+@click.option(
+    "--topic", default=None, help="Topic for canonical events (default <namespace>railbook.events)."
+)
+@namespace_option
 @click.option("--connect-timeout", default=5.0, show_default=True, help="Seconds to wait for the broker.")
 @json_option
 @pass_ctx
@@ -107,7 +119,8 @@ def publish(
     bootstrap: str | None,
     source: str,
     raw: bool,
-    topic: str,
+    topic: str | None,
+    namespace: str,
     connect_timeout: float,
     as_json: bool,
 ) -> None:
@@ -130,7 +143,7 @@ def publish(
         raise click.UsageError(f"--raw needs --source one of {', '.join(RAW_SOURCES)} (got {source!r})")
     published = dead = shown = 0
     reasons: dict[str, int] = {}
-    with Publisher(server, topic=topic, connect_timeout=connect_timeout) as pub:
+    with Publisher(server, topic=topic, namespace=namespace, connect_timeout=connect_timeout) as pub:
         for name in files:
             data = _read(name)
             origin = "stdin" if name == "-" else name
@@ -139,7 +152,7 @@ def publish(
                     pub.publish_raw(source, record)
                     published += 1
                 continue
-            from ingest import normalise_bytes  # type: ignore[attr-defined,unused-ignore]
+            from ingest import normalise_bytes
 
             for item in normalise_bytes(
                 data, source=None if source == "auto" else source, origin=origin, config=ctx.config
@@ -162,7 +175,7 @@ def publish(
         "published": published,
         "dead_lettered": dead,
         "dead_letter_reasons": reasons,
-        "topic": f"railbook.raw.{source}" if raw else topic,
+        "topic": f"{namespace}railbook.raw.{source}" if raw else pub.topic,
         "bootstrap": server,
     }
     if as_json:
@@ -173,16 +186,17 @@ def publish(
         sys.exit(1)
 
 
-def _topics(values: tuple[str, ...]) -> tuple[str, ...]:
+def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
     out: list[str] = []
     for v in values:
         out.extend(t.strip() for t in v.split(",") if t.strip())
-    return tuple(out) or DEFAULT_TOPICS
+    return tuple(out) or None
 
 
 @main.command()
 @kafka_option
 @click.option("--group", default=None, help="Consumer group id (default [kafka] group, else 'railbook').")
+@namespace_option
 @click.option(
     "--topics",
     "topics",
@@ -223,6 +237,7 @@ def serve(
     ctx: CliContext,
     bootstrap: str | None,
     group: str | None,
+    namespace: str,
     topics: tuple[str, ...],
     batch_size: int,
     max_message_bytes: int,
@@ -245,7 +260,7 @@ def serve(
 
     Example:
 
-        railbook --ledger ledger.duckdb serve --kafka 127.0.0.1:9092 --group railbook
+        railbook serve --kafka 127.0.0.1:9092 --group railbook
     """
     from railbook.serve import serve as run_serve
 
@@ -254,6 +269,7 @@ def serve(
         bootstrap=_bootstrap(ctx, bootstrap),
         group=group or str(config.kafka.get("group", "railbook")),
         topics=_topics(topics),
+        namespace=namespace,
         batch_size=batch_size,
         max_message_bytes=max_message_bytes,
         publish_outputs=not no_outputs,
@@ -264,7 +280,10 @@ def serve(
     )
     last = [time.monotonic()]
 
+    topics_used: list[str] = []
+
     def started(server: Server) -> None:
+        topics_used.extend(server.topics)
         err_console.print(
             f"serving group [bold]{options.group}[/] from {options.bootstrap} into {config.ledger_path} "
             f"(tree size {server.ledger.size}); Ctrl-C to stop"
@@ -280,7 +299,7 @@ def serve(
 
     stats: ServeStats = run_serve(config, options, on_start=started)
     if as_json:
-        print_json({**stats.to_dict(), "group": options.group, "topics": list(options.topics)})
+        print_json({**stats.to_dict(), "group": options.group, "topics": list(topics_used)})
     else:
         click.echo(stats.line())
 

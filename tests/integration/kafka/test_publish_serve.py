@@ -59,7 +59,16 @@ def test_publish_serve_ledger_exactly_once_with_outputs(
     ledger = tmp_path / "ledger.duckdb"
     group = f"{kafka_ns}g"
     doc = run_serve(
-        ledger, kafka_broker, "--group", group, "--topics", topic, "--idle-exit", "4", "--batch-size", "500"
+        ledger,
+        kafka_broker,
+        "--namespace",
+        kafka_ns,
+        "--group",
+        group,
+        "--idle-exit",
+        "4",
+        "--batch-size",
+        "500",
     )
     assert doc["messages"] == 1600
     assert doc["appended"] == 1500 and doc["duplicates"] == 100 and doc["dead_lettered"] == 0
@@ -74,15 +83,17 @@ def test_publish_serve_ledger_exactly_once_with_outputs(
     assert {k: v for k, v in offsets.items() if k[0] == topic} == ends
 
     # outputs: one decision per entry (at least once), violations among them, a signed checkpoint
-    decisions = consume_all(kafka_broker, "railbook.decisions", timeout=10)
+    decisions = consume_all(kafka_broker, f"{kafka_ns}railbook.decisions", timeout=10)
     mine = [json.loads(m.value) for m in decisions if json.loads(m.value)["event_id"].startswith(kafka_ns)]
     assert {d["event_id"] for d in mine} == set(ids)
     assert {d["seq"] for d in mine} == set(range(1500))
-    violations = [json.loads(m.value) for m in consume_all(kafka_broker, "railbook.violations", timeout=10)]
+    violations = [
+        json.loads(m.value) for m in consume_all(kafka_broker, f"{kafka_ns}railbook.violations", timeout=10)
+    ]
     mine_v = {v["event_id"] for v in violations if v["event_id"].startswith(kafka_ns)}
     assert mine_v == {d["event_id"] for d in mine if d["decision"]["outcome"] == "deny"}
     assert doc["violations"] == len(mine_v) > 0
-    checkpoints = consume_all(kafka_broker, "railbook.checkpoints", timeout=10)
+    checkpoints = consume_all(kafka_broker, f"{kafka_ns}railbook.checkpoints", timeout=10)
     sizes = {int(dict(m.headers)["railbook-tree-size"]) for m in checkpoints}
     assert 1500 in sizes
     assert any(m.value.decode().count("\n\n") == 1 and "\n1500\n" in m.value.decode() for m in checkpoints)
@@ -97,7 +108,7 @@ def test_publish_serve_ledger_exactly_once_with_outputs(
     c.close(autocommit=False)
     more = mixed_stream(10, run=f"{kafka_ns}more")
     publish_events(kafka_broker, topic, more)
-    doc = run_serve(ledger, kafka_broker, "--group", group, "--topics", topic, "--idle-exit", "4")
+    doc = run_serve(ledger, kafka_broker, "--namespace", kafka_ns, "--group", group, "--idle-exit", "4")
     assert doc["messages"] == 10 and doc["appended"] == 10 and doc["duplicates"] == 0
     assert len(ledger_event_ids(ledger)) == 1510
     verify = run_cli(ledger, "verify")
@@ -133,6 +144,8 @@ def test_bad_messages_become_dead_letters_with_topic_partition_offset(
     doc = run_serve(
         ledger,
         kafka_broker,
+        "--namespace",
+        kafka_ns,
         "--group",
         f"{kafka_ns}g",
         "--topics",
@@ -160,7 +173,7 @@ def test_bad_messages_become_dead_letters_with_topic_partition_offset(
     # and the dead-letter topic carries them too, reason and origin in the headers
     out = [
         m
-        for m in consume_all(kafka_broker, "railbook.deadletters", timeout=10)
+        for m in consume_all(kafka_broker, f"{kafka_ns}railbook.deadletters", timeout=10)
         if dict(m.headers)["railbook-where"].decode().startswith(f"kafka:{kafka_ns}")
     ]
     assert sorted(dict(m.headers)["railbook-reason"].decode() for m in out) == sorted(
