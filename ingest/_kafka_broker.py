@@ -331,6 +331,8 @@ def stop_pidfile(workdir: Path | str, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child (else it lingers as a zombie)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -108,10 +108,11 @@ def _field_pattern(words: frozenset[str]) -> str:
 
 
 _FIELD_PATTERN = _field_pattern(SECRET_FIELDS)
-# each screen starts with a literal, so the regex engine skips to candidates in C (the field
-# pattern comes last: ``screen`` relies on it)
-_FOLDED = tuple(re.compile(p) for p in (*_WORD_PATTERNS, _FIELD_PATTERN))
-_FOLDED_ANYCASE = tuple(re.compile(p, re.IGNORECASE) for p in (*_WORD_PATTERNS, _FIELD_PATTERN))
+# each screen starts with a literal, so the regex engine skips to candidates in C
+_WORDS = tuple(re.compile(p) for p in _WORD_PATTERNS)
+_WORDS_ANYCASE = tuple(re.compile(p, re.IGNORECASE) for p in _WORD_PATTERNS)
+_FIELD = re.compile(_FIELD_PATTERN)
+_FIELD_ANYCASE = re.compile(_FIELD_PATTERN, re.IGNORECASE)
 _PLAIN = tuple(
     re.compile(p)
     for p in (
@@ -171,11 +172,18 @@ def screen(text: str, *, fields: bool = True) -> int:
     found = 0
     ascii_text = text.isascii()
     stripped = text.replace("_", "").replace("-", "")
-    folded, words = (stripped.lower(), _FOLDED) if ascii_text else (stripped, _FOLDED_ANYCASE)
-    if fields and words[-1].search(folded):
+    if ascii_text:
+        folded, words, field = stripped.lower(), _WORDS, _FIELD
+    else:
+        folded, words, field = stripped, _WORDS_ANYCASE, _FIELD_ANYCASE
+    if fields and field.search(folded):
         found = FIELD
-    if any(rx.search(text) for rx in _PLAIN) or any(rx.search(folded) for rx in words[:-1]):
-        return found | TEXT
+    for rx in _PLAIN:
+        if rx.search(text):
+            return found | TEXT
+    for rx in words:
+        if rx.search(folded):
+            return found | TEXT
     if _maybe_pan(text, ascii_text):
         return found | TEXT
     return found

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
 
-from ledger.entry import entry_bytes
+from ledger.entry import ENTRY_FORMAT_VERSION, entry_bytes, plain_attributes
 from ledger.merkle import LEAF_HASH_PREFIX
 from ledger.proofs import CompactRange, node_position
 
@@ -92,8 +93,16 @@ def prepare(
     evs = [ev.to_dict() for ev, _ in records]
     decs = [dec.to_dict() for _, dec in records]
     seq = start_seq
+    dumps = orjson.dumps
+    sort_keys = orjson.OPT_SORT_KEYS
+    version = ENTRY_FORMAT_VERSION
     entries = [
-        entry_bytes(seq + k, ingested_at, e, d, records[k][0].attributes)
+        dumps(
+            {"decision": d, "event": e, "ingested_at": ingested_at, "seq": seq + k, "v": version},
+            option=sort_keys,
+        )
+        if plain_attributes(e["attributes"])
+        else entry_bytes(seq + k, ingested_at, e, d, e["attributes"])
         for k, (e, d) in enumerate(zip(evs, decs, strict=True))
     ]
     sha = hashlib.sha256

@@ -42,6 +42,7 @@ __all__ = [
     "embedded_seq",
     "encode_entry",
     "entry_bytes",
+    "plain_attributes",
     "index_columns",
 ]
 
@@ -81,13 +82,23 @@ def entry_bytes(
         "seq": seq,
         "v": ENTRY_FORMAT_VERSION,
     }
-    for k, v in attributes.items():
-        if type(v) is not str or type(k) is not str or not k.isascii():
-            return canonical_json(obj)
+    if not plain_attributes(attributes):
+        return canonical_json(obj)
     try:
         return orjson.dumps(obj, option=_SORT_KEYS)
     except TypeError:  # orjson.JSONEncodeError: let the reference encoder accept or reject it
         return canonical_json(obj)
+
+
+def plain_attributes(attributes: Mapping[str, Any]) -> bool:
+    """Whether orjson may encode an event with these attributes (ASCII string keys, string values).
+
+    Every other part of an event is typed; attributes are the free-form part (see ``entry_bytes``).
+    """
+    for k, v in attributes.items():
+        if type(v) is not str or type(k) is not str or not k.isascii():
+            return False
+    return True
 
 
 def chain_hash(previous: bytes, leaf_hash: bytes) -> bytes:

@@ -59,8 +59,20 @@ logger = logging.getLogger(__name__)
 _CHUNK = 2048
 _INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) "
-    f"SELECT {', '.join(e for _, e in ENTRY_INSERT_COLUMNS)} FROM _railbook_chunk"
+    f"SELECT {', '.join(e for _, e in ENTRY_INSERT_COLUMNS)} FROM {{t}}"
 )
+
+
+def _insert_arrow(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params: Sequence[Any] | None = None
+) -> None:
+    """Run ``sql`` (an INSERT … SELECT … FROM {t}) with ``table`` registered as ``{t}``."""
+    name = "_railbook_batch"
+    con.register(name, table)
+    try:
+        con.execute(sql.format(t=name), params)
+    finally:
+        con.unregister(name)
 
 
 class _ChunkWriter:
@@ -78,11 +90,7 @@ class _ChunkWriter:
         self._pending: Future[None] | None = None
 
     def _insert(self, table: pa.Table) -> None:
-        self._con.register("_railbook_chunk", table)
-        try:
-            self._con.execute(_INSERT_ENTRIES, [self._ingested_at])
-        finally:
-            self._con.unregister("_railbook_chunk")
+        _insert_arrow(self._con, table, _INSERT_ENTRIES, [self._ingested_at])
 
     def put(self, table: pa.Table) -> None:
         self._wait()
@@ -302,8 +310,7 @@ class Ledger:
                     alerts += prepared.alerts
                     seq += len(chunk)
             if new_nodes:
-                node_batch = prepare_nodes(new_nodes)  # noqa: F841 (read by DuckDB)
-                con.execute("INSERT INTO nodes SELECT * FROM node_batch")
+                _insert_arrow(con, prepare_nodes(new_nodes), "INSERT INTO nodes SELECT * FROM {t}")
             if dead_letters:
                 self._insert_dead_letters(dead_letters)
             if offsets:
@@ -334,7 +341,7 @@ class Ledger:
     def _insert_alerts(
         self, alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime
     ) -> None:
-        t = pa.table(  # noqa: F841
+        t = pa.table(
             {
                 "seq": pa.array([a[0] for a in alerts], pa.int64()),
                 "event_id": [a[1] for a in alerts],
@@ -343,14 +350,16 @@ class Ledger:
                 "policies": pa.array([a[4] for a in alerts], pa.list_(pa.string())),
             }
         )
-        self._con.execute(
+        _insert_arrow(
+            self._con,
+            t,
             "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, attempts, "  # noqa: E501
-            "updated_at) SELECT nextval('alert_ids'), seq, event_id, ?, rails, severity, policies, 'pending', 0, ? FROM t",  # noqa: E501
+            "updated_at) SELECT nextval('alert_ids'), seq, event_id, ?, rails, severity, policies, 'pending', 0, ? FROM {t}",  # noqa: E501
             [now, now],
         )
 
     def _insert_dead_letters(self, dls: Sequence[DeadLetter]) -> None:
-        t = pa.table(  # noqa: F841
+        t = pa.table(
             {
                 "received_at": pa.array([d.received_at for d in dls], pa.timestamp("us", tz="UTC")),
                 "source": [d.source for d in dls],
@@ -361,9 +370,11 @@ class Ledger:
                 "truncated": [d.truncated for d in dls],
             }
         )
-        self._con.execute(
+        _insert_arrow(
+            self._con,
+            t,
             'INSERT INTO dead_letters (id, received_at, source, reason, detail, "where", raw, truncated) '
-            "SELECT nextval('dead_letter_ids'), received_at, source, reason, detail, where_, raw, truncated FROM t"  # noqa: E501
+            "SELECT nextval('dead_letter_ids'), received_at, source, reason, detail, where_, raw, truncated FROM {t}",  # noqa: E501
         )
 
     def _upsert_offsets(self, offsets: Mapping[str, Mapping[tuple[str, int], int]], now: datetime) -> None:

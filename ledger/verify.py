@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -117,14 +118,267 @@ class VerifyReport:
 
 Rows = Iterator[tuple[Sequence[int], Sequence[bytes], Sequence[bytes], Sequence[bytes]]]
 NodeRows = Iterator[tuple[Sequence[int], Sequence[bytes]]]
+_ENTRY_SQL = "SELECT seq, entry, leaf_hash, chain_hash FROM {rel}"
+_NODE_SQL = "SELECT pos, hash FROM nodes"
+
+
+class _Unordered(Exception):
+    """Rows came out of storage not in seq (or pos) order: read them again, sorted."""
 
 
 def _batches(
-    con: duckdb.DuckDBPyConnection, sql: str, cols: int, size: int = 50_000
+    con: duckdb.DuckDBPyConnection, sql: str, cols: int, size: int = 50_000, *, increasing: bool = False
 ) -> Iterator[tuple[Any, ...]]:
+    """Stream ``sql`` as Python lists per column, in Arrow batches (flat memory).
+
+    ``increasing``: the first column must be strictly increasing across the whole stream (raise
+    ``_Unordered`` otherwise) — lets a caller read a table in storage order, without a sort, and
+    fall back to ``ORDER BY`` only if the rows are not where appends put them.
+    """
     reader = con.cursor().sql(sql).to_arrow_reader(size)  # own cursor: streams alongside other reads
+    last: int | None = None
     for batch in reader:
-        yield tuple(batch.column(i).to_pylist() for i in range(cols))
+        if batch.num_rows == 0:
+            continue
+        out = tuple(batch.column(i).to_pylist() for i in range(cols))
+        if increasing:
+            keys = out[0]
+            if (last is not None and keys[0] <= last) or not all(map(int.__lt__, keys, keys[1:])):
+                raise _Unordered
+            last = keys[-1]
+        yield out
+
+
+class _NodeCursor:
+    """The stored node stream, readable in runs (fast path) or one node at a time (slow path)."""
+
+    def __init__(self, nodes: NodeRows) -> None:
+        self._batches = nodes
+        self._pos: list[int] = []
+        self._hash: list[bytes] = []
+        self._i = 0
+
+    def _fill(self, k: int) -> None:
+        while len(self._pos) - self._i < k:
+            batch = next(self._batches, None)
+            if batch is None:
+                return
+            self._pos = self._pos[self._i :] + list(batch[0])
+            self._hash = self._hash[self._i :] + list(batch[1])
+            self._i = 0
+
+    def peek(self, k: int) -> tuple[list[int], list[bytes]]:
+        self._fill(k)
+        return self._pos[self._i : self._i + k], self._hash[self._i : self._i + k]
+
+    def skip(self, k: int) -> None:
+        self._i += k
+
+    def next(self) -> tuple[int, bytes] | None:
+        self._fill(1)
+        if self._i >= len(self._pos):
+            return None
+        self._i += 1
+        return self._pos[self._i - 1], self._hash[self._i - 1]
+
+
+class _Pass:
+    """One pass over the entries in seq order (see ``verify_stream``).
+
+    Each batch is first checked whole — leaf hashes, chain, embedded seqs, stored nodes compared as
+    lists — and only a batch where something differs is walked row by row to name what and where.
+    """
+
+    def __init__(
+        self, checkpoints: Sequence[tuple[Checkpoint, str]], report: VerifyReport, nodes: NodeRows | None
+    ) -> None:
+        self.report = report
+        self.tree = CompactRange()
+        self.chain = GENESIS_CHAIN
+        self.expected = 0
+        self.by_size: dict[int, list[tuple[Checkpoint, str]]] = {}
+        for cp, where in checkpoints:
+            self.by_size.setdefault(cp.tree_size, []).append((cp, where))
+        self.sizes = sorted(self.by_size)
+        self.si = 0
+        self.last_good: dict[str, int] = {}  # per source: largest checkpoint size whose root matched
+        self.shifted: dict[int, int] = {}  # embedded seq -> row seq, for rows whose embedded seq differs
+        self.first_shift: tuple[int, int] | None = None
+        self.nodes = _NodeCursor(nodes) if nodes is not None else None
+        self.node_reported = False
+        self.new_nodes: list[tuple[int, int, bytes]] = []
+        self.node_pos = 0
+
+    def check_roots(self) -> None:
+        tree, report = self.tree, self.report
+        while self.si < len(self.sizes) and self.sizes[self.si] == tree.size:
+            root = tree.root()
+            for cp, where in self.by_size[self.sizes[self.si]]:
+                good = self.last_good.get(where, 0)
+                if cp.root_hash != root:
+                    report.add(
+                        "root-mismatch",
+                        good,
+                        f"checkpoint at tree_size {cp.tree_size} ({where}) signs root {cp.root_hash.hex()}, "
+                        f"but the entries give {root.hex()}: some entry with seq in "
+                        f"[{good}, {cp.tree_size}) is not what was signed",
+                    )
+                elif cp.tree_size > good:
+                    self.last_good[where] = cp.tree_size
+            self.si += 1
+
+    def batch(
+        self, seqs: Sequence[int], entries: Sequence[bytes], leaves: Sequence[bytes], chains: Sequence[bytes]
+    ) -> None:
+        n = len(seqs)
+        start = 0
+        while start < n:
+            # split at checkpoint sizes, where the root must be compared
+            end = n
+            if self.si < len(self.sizes):
+                end = min(n, max(start + 1, start + self.sizes[self.si] - self.tree.size))
+            if not self._fast(seqs[start:end], entries[start:end], leaves[start:end], chains[start:end]):
+                for row in zip(seqs[start:end], entries[start:end], leaves[start:end], chains[start:end]):
+                    self._row(*row)
+            start = end
+
+    def _fast(
+        self, seqs: Sequence[int], entries: Sequence[bytes], leaves: Sequence[bytes], chains: Sequence[bytes]
+    ) -> bool:
+        """Check a run of rows as a whole; on success apply it, else change nothing and return False."""
+        n = len(seqs)
+        first = self.expected
+        if seqs[0] != first or seqs[-1] != first + n - 1 or list(seqs) != list(range(first, first + n)):
+            return False
+        sha = hashlib.sha256
+        prefix = LEAF_HASH_PREFIX
+        computed = [sha(prefix + e).digest() for e in entries]
+        if computed != leaves:
+            return False
+        tails = [b',"seq":%d,"v":1}' % s for s in seqs]
+        if not all(map(bytes.endswith, entries, tails)):
+            return False  # not a v1 tail with the row's seq: let the row walk say what it is
+        chain = self.chain
+        out: list[bytes] = []
+        add = out.append
+        for lh in computed:
+            chain = sha(chain + lh).digest()
+            add(chain)
+        if out != chains:
+            return False
+        saved = (self.tree.size, self.tree.border())
+        new_nodes = self.new_nodes
+        new_nodes.clear()
+        append = self.tree.append
+        for lh in computed:
+            append(lh, new_nodes)
+        if self.nodes is not None and not self.node_reported and new_nodes:
+            k = len(new_nodes)
+            pos, hashes = self.nodes.peek(k)
+            if hashes != [h for _, _, h in new_nodes] or pos != list(range(self.node_pos, self.node_pos + k)):
+                self.tree = CompactRange(*saved)
+                return False
+            self.nodes.skip(k)
+            self.node_pos += k
+        new_nodes.clear()
+        self.chain = chain
+        self.expected = first + n
+        self.check_roots()
+        return True
+
+    def _row(self, seq: int, entry: bytes, stored_leaf: bytes, stored_chain: bytes) -> None:
+        report, expected = self.report, self.expected
+        if seq != expected:
+            if seq > expected:
+                report.add(
+                    "deleted",
+                    expected,
+                    f"entries {expected}..{seq - 1} are missing (next row is seq {seq})",
+                )
+            else:
+                report.add("inserted", seq, f"a second row with seq {seq} (or a row out of order) was found")
+            self.expected = seq
+        lh = hashlib.sha256(LEAF_HASH_PREFIX + entry).digest()
+        if lh != stored_leaf:
+            report.add(
+                "modified",
+                seq,
+                f"entry bytes of seq {seq} hash to {lh.hex()}, stored leaf hash is {bytes(stored_leaf).hex()}",
+            )
+        chain = hashlib.sha256(self.chain + lh).digest()
+        if chain != stored_chain:
+            report.add(
+                "modified",
+                seq,
+                f"chain hash of seq {seq} is {bytes(stored_chain).hex()}, recomputed {chain.hex()}",
+            )
+            chain = bytes(stored_chain)  # resynchronise so one bad row is reported once
+        self.chain = chain
+        emb = embedded_seq(entry)
+        if emb != seq:
+            if self.first_shift is None:
+                self.first_shift = (seq, -1 if emb is None else emb)
+            if emb is not None and len(self.shifted) < 100_000:
+                self.shifted[emb] = seq
+        new_nodes = self.new_nodes
+        self.tree.append(lh, new_nodes)
+        if new_nodes:
+            if self.nodes is not None and not self.node_reported:
+                for level, idx, h in new_nodes:
+                    got = self.nodes.next()
+                    want_pos = node_position(level, idx)
+                    if got is None or got[0] != want_pos or got[1] != h:
+                        report.add(
+                            "root-mismatch",
+                            idx << level,
+                            f"stored tree node level {level} index {idx} (pos {want_pos}) differs from the "
+                            "one recomputed from the entries: proofs served from it would be wrong",
+                        )
+                        self.node_reported = True
+                        break
+                    self.node_pos += 1
+            new_nodes.clear()
+        self.expected += 1
+        self.check_roots()
+
+    def finish(self) -> None:
+        report, tree = self.report, self.tree
+        if self.first_shift is not None:
+            row, emb = self.first_shift
+            if emb > row and row in self.shifted:
+                report.add(
+                    "reordered",
+                    row,
+                    f"row seq {row} holds the entry written as seq {emb}, "
+                    f"and row seq {self.shifted[row]} holds the entry written as seq {row}",
+                )
+            elif emb > row:
+                report.add(
+                    "deleted",
+                    row,
+                    f"row seq {row} holds the entry written as seq {emb}: "
+                    f"entries {row}..{emb - 1} were deleted and the rest renumbered",
+                )
+            elif emb >= 0:
+                report.add(
+                    "inserted",
+                    emb,
+                    f"row seq {row} holds the entry written as seq {emb}: "
+                    f"{row - emb} row(s) were inserted at or after seq {emb}",
+                )
+            else:
+                report.add("modified", row, f"entry at row seq {row} has no embedded seq")
+        for size in self.sizes[self.si :]:
+            for _cp, where in self.by_size[size]:
+                report.add(
+                    "deleted",
+                    tree.size,
+                    f"checkpoint at tree_size {size} ({where}) covers more entries than "
+                    f"the {tree.size} present: entries {tree.size}..{size - 1} were removed",
+                )
+        if self.nodes is not None and not self.node_reported and self.nodes.next() is not None:
+            report.add("inserted", None, "the node table holds nodes beyond the current tree")
+        report.tree_size = tree.size
 
 
 def verify_stream(
@@ -135,182 +389,84 @@ def verify_stream(
     nodes: NodeRows | None = None,
     total: int = 0,
     progress: Progress | None = None,
+    sorted_rows: Callable[[], tuple[Rows, NodeRows | None]] | None = None,
 ) -> None:
     """Core pass over ``(seq, entry, leaf_hash, chain_hash)`` batches in seq order.
 
     ``checkpoints``: ``(checkpoint, where)`` pairs whose roots are compared with the recomputed tree
     (signatures are checked by the caller). ``nodes``: stored ``(pos, hash)`` batches in pos order.
+    ``sorted_rows``: when given, ``rows`` / ``nodes`` may be in storage order and raise
+    ``_Unordered`` if that is not seq / pos order; the pass then starts again over ``sorted_rows()``.
     """
-    sha = hashlib.sha256
-    prefix = LEAF_HASH_PREFIX
-    tree = CompactRange()
-    new_nodes: list[tuple[int, int, bytes]] = []
-    chain = GENESIS_CHAIN
-    expected = 0
-    by_size: dict[int, list[tuple[Checkpoint, str]]] = {}
-    for cp, where in checkpoints:
-        by_size.setdefault(cp.tree_size, []).append((cp, where))
-    sizes = sorted(by_size)
-    si = 0
-    last_good: dict[str, int] = {}  # per source: largest checkpoint size whose root matched
-    shifted: dict[int, int] = {}  # embedded seq -> row seq, for rows whose embedded seq differs
-    first_shift: tuple[int, int] | None = None
-    node_iter = _flatten_nodes(nodes) if nodes is not None else None
-    node_pos = 0
-    node_reported = False
+    sub = VerifyReport()
+    try:
+        _run_pass(rows, checkpoints, sub, nodes, total, progress)
+    except _Unordered:
+        if sorted_rows is None:
+            raise
+        logger.info("entries are not stored in seq order; verifying again over sorted rows")
+        sub = VerifyReport()
+        rows, nodes = sorted_rows()
+        _run_pass(rows, checkpoints, sub, nodes, total, progress)
+    for p in sub.problems:
+        report.add(p.kind, p.seq, p.detail)
+    report.tree_size = sub.tree_size
+    report.entries_checked = sub.entries_checked
 
-    def check_roots() -> None:
-        nonlocal si
-        while si < len(sizes) and sizes[si] == tree.size:
-            root = tree.root()
-            for cp, where in by_size[sizes[si]]:
-                good = last_good.get(where, 0)
-                if cp.root_hash != root:
-                    report.add(
-                        "root-mismatch",
-                        good,
-                        f"checkpoint at tree_size {cp.tree_size} ({where}) signs root {cp.root_hash.hex()}, "
-                        f"but the entries give {root.hex()}: some entry with seq in "
-                        f"[{good}, {cp.tree_size}) is not what was signed",
-                    )
-                elif cp.tree_size > good:
-                    last_good[where] = cp.tree_size
-            si += 1
 
-    check_roots()
+def _run_pass(
+    rows: Rows,
+    checkpoints: Sequence[tuple[Checkpoint, str]],
+    report: VerifyReport,
+    nodes: NodeRows | None,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    p = _Pass(checkpoints, report, nodes)
+    p.check_roots()
     for seqs, entries, leaves, chains in rows:
-        for seq, entry, stored_leaf, stored_chain in zip(seqs, entries, leaves, chains, strict=True):
-            if seq != expected:
-                if seq > expected:
-                    report.add(
-                        "deleted",
-                        expected,
-                        f"entries {expected}..{seq - 1} are missing (next row is seq {seq})",
-                    )
-                else:
-                    report.add(
-                        "inserted", seq, f"a second row with seq {seq} (or a row out of order) was found"
-                    )
-                expected = seq
-            lh = sha(prefix + entry).digest()
-            if lh != stored_leaf:
-                report.add(
-                    "modified",
-                    seq,
-                    f"entry bytes of seq {seq} hash to {lh.hex()}, stored leaf hash is "
-                    f"{bytes(stored_leaf).hex()}",
-                )
-            chain = sha(chain + lh).digest()
-            if chain != stored_chain:
-                report.add(
-                    "modified",
-                    seq,
-                    f"chain hash of seq {seq} is {bytes(stored_chain).hex()}, recomputed {chain.hex()}",
-                )
-                chain = bytes(stored_chain)  # resynchronise so one bad row is reported once
-            emb = embedded_seq(entry)
-            if emb != seq:
-                if first_shift is None:
-                    first_shift = (seq, -1 if emb is None else emb)
-                if emb is not None and len(shifted) < 100_000:
-                    shifted[emb] = seq
-            tree.append(lh, new_nodes)
-            if new_nodes:
-                if node_iter is not None and not node_reported:
-                    for level, idx, h in new_nodes:
-                        got = next(node_iter, None)
-                        want_pos = node_position(level, idx)
-                        if got is None or got[0] != want_pos or got[1] != h:
-                            report.add(
-                                "root-mismatch",
-                                idx << level,
-                                f"stored tree node level {level} index {idx} (pos {want_pos}) differs from the "  # noqa: E501
-                                "one recomputed from the entries: proofs served from it would be wrong",
-                            )
-                            node_reported = True
-                            break
-                        node_pos += 1
-                new_nodes.clear()
-            expected += 1
-            check_roots()
-        report.entries_checked = expected
+        p.batch(seqs, entries, leaves, chains)
+        report.entries_checked = p.expected
         if progress is not None:
-            progress(expected, total)
-    if first_shift is not None:
-        row, emb = first_shift
-        if emb > row and row in shifted:
-            report.add(
-                "reordered",
-                row,
-                f"row seq {row} holds the entry written as seq {emb}, "
-                f"and row seq {shifted[row]} holds the entry written as seq {row}",
-            )
-        elif emb > row:
-            report.add(
-                "deleted",
-                row,
-                f"row seq {row} holds the entry written as seq {emb}: "
-                f"entries {row}..{emb - 1} were deleted and the rest renumbered",
-            )
-        elif emb >= 0:
-            report.add(
-                "inserted",
-                emb,
-                f"row seq {row} holds the entry written as seq {emb}: "
-                f"{row - emb} row(s) were inserted at or after seq {emb}",
-            )
-        else:
-            report.add("modified", row, f"entry at row seq {row} has no embedded seq")
-    for size in sizes[si:]:
-        for _cp, where in by_size[size]:
-            report.add(
-                "deleted",
-                tree.size,
-                f"checkpoint at tree_size {size} ({where}) covers more entries than "
-                f"the {tree.size} present: entries {tree.size}..{size - 1} were removed",
-            )
-    if node_iter is not None and not node_reported and next(node_iter, None) is not None:
-        report.add("inserted", None, "the node table holds nodes beyond the current tree")
-    report.tree_size = tree.size
+            progress(p.expected, total)
+    p.finish()
 
 
-def _flatten_nodes(nodes: NodeRows) -> Iterator[tuple[int, bytes]]:
-    for pos, hashes in nodes:
-        yield from zip(pos, hashes, strict=True)
+#: the indexed columns and where the entry bytes say them (``_``: inputs of a derived column)
+_FIELDS: dict[str, tuple[str, str | None]] = {
+    "event_id": ("$.event.event_id", None),
+    "occurred_at": ("$.event.occurred_at", "TIMESTAMPTZ"),
+    "ingested_at": ("$.ingested_at", "TIMESTAMPTZ"),
+    "source": ("$.event.source", None),
+    "actor_id": ("$.event.actor.id", None),
+    "actor_kind": ("$.event.actor.kind", None),
+    "on_behalf_of": ("$.event.actor.on_behalf_of", None),
+    "credential": ("$.event.actor.credential", None),
+    "action": ("$.event.action", None),
+    "resource_id": ("$.event.resource.id", None),
+    "resource_type": ("$.event.resource.type", None),
+    "environment": ("$.event.resource.environment", None),
+    "outcome": ("$.decision.outcome", None),
+    "mode": ("$.decision.mode", None),
+    "severity": ("$.decision.severity", None),
+    "policy_version": ("$.decision.policy_version", None),
+    '"commit"': ("$.event.change.commit", None),
+    "pull_request": ("$.event.change.pull_request", None),
+    "task": ("$.event.change.task", None),
+    "approval_used": ("$.decision.approval.request_id", None),
+    "rails": ("$.decision.rails", "JSON"),
+    "_approval_request": ("$.event.approval.request_id", None),
+    "_attr_request": ("$.event.attributes.request_id", None),
+    "_reasons": ("$.decision.reasons", None),
+}
 
 
-def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport) -> None:
-    """Every indexed column must equal what the entry bytes say (one vectorised pass in DuckDB)."""
-    # One JSON parse per row: json_extract_string with a list of paths returns them all at once.
-    fields = {
-        "event_id": ("$.event.event_id", None),
-        "occurred_at": ("$.event.occurred_at", "TIMESTAMPTZ"),
-        "ingested_at": ("$.ingested_at", "TIMESTAMPTZ"),
-        "source": ("$.event.source", None),
-        "actor_id": ("$.event.actor.id", None),
-        "actor_kind": ("$.event.actor.kind", None),
-        "on_behalf_of": ("$.event.actor.on_behalf_of", None),
-        "credential": ("$.event.actor.credential", None),
-        "action": ("$.event.action", None),
-        "resource_id": ("$.event.resource.id", None),
-        "resource_type": ("$.event.resource.type", None),
-        "environment": ("$.event.resource.environment", None),
-        "outcome": ("$.decision.outcome", None),
-        "mode": ("$.decision.mode", None),
-        "severity": ("$.decision.severity", None),
-        "policy_version": ("$.decision.policy_version", None),
-        '"commit"': ("$.event.change.commit", None),
-        "pull_request": ("$.event.change.pull_request", None),
-        "task": ("$.event.change.task", None),
-        "approval_used": ("$.decision.approval.request_id", None),
-        "rails": ("$.decision.rails", "JSON"),
-        "_approval_request": ("$.event.approval.request_id", None),
-        "_attr_request": ("$.event.attributes.request_id", None),
-    }
-    paths = ", ".join(f"'{p}'" for p, _ in fields.values())
-    pos = {name: i + 1 for i, name in enumerate(fields)}
+def _column_check_sql(rel: str) -> tuple[str, list[str]]:
+    """One query, one JSON parse per row: the lowest seq whose indexed columns differ from its entry."""
+    paths = ", ".join(f"'{p}'" for p, _ in _FIELDS.values())
+    pos = {name: i + 1 for i, name in enumerate(_FIELDS)}
     checks: dict[str, str] = {}
-    for name, (_, cast) in fields.items():
+    for name, (_, cast) in _FIELDS.items():
         if name.startswith("_"):
             continue
         v = f"v[{pos[name]}]"
@@ -321,19 +477,25 @@ def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport
         else:
             checks[name] = v
     checks["request_id"] = f"coalesce(v[{pos['_approval_request']}], v[{pos['_attr_request']}])"
-    checks["policies"] = (
-        "CAST(json_extract_string(decode(entry), '$.decision.reasons[*].policy_id') AS VARCHAR[])"
-    )
+    # the reasons array is extracted as JSON text and only that small document is parsed again
+    checks["policies"] = f"CAST(json_extract_string(v[{pos['_reasons']}], '$[*].policy_id') AS VARCHAR[])"
     flags = ", ".join(
         f"({col} IS DISTINCT FROM {expr}) AS c{i}" for i, (col, expr) in enumerate(checks.items())
     )
     names = list(checks)
+    sql = (
+        f"SELECT seq, * EXCLUDE (seq) FROM (SELECT seq, {flags} FROM "
+        f"(SELECT *, json_extract_string(decode(entry), [{paths}]) AS v FROM {rel})) "
+        f"WHERE {' OR '.join(f'c{i}' for i in range(len(names)))} ORDER BY seq LIMIT 1"
+    )
+    return sql, names
+
+
+def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport) -> None:
+    """Every indexed column must equal what the entry bytes say (one vectorised pass in DuckDB)."""
+    sql, names = _column_check_sql(rel)
     try:
-        row = con.execute(
-            f"SELECT seq, * EXCLUDE (seq) FROM (SELECT seq, {flags} FROM "
-            f"(SELECT *, json_extract_string(decode(entry), [{paths}]) AS v FROM {rel})) "
-            f"WHERE {' OR '.join(f'c{i}' for i in range(len(names)))} ORDER BY seq LIMIT 1"
-        ).fetchone()
+        row = con.execute(sql).fetchone()
     except duckdb.Error as exc:
         report.add("modified", None, f"indexed columns could not be checked against the entry bytes: {exc}")
         return
@@ -344,6 +506,22 @@ def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport
             int(row[0]),
             f"indexed column(s) {', '.join(bad)} of seq {row[0]} differ from the signed entry bytes",
         )
+
+
+def _column_check_async(con: duckdb.DuckDBPyConnection, rel: str) -> Callable[[], VerifyReport]:
+    """Start ``_column_check`` on its own cursor and thread (DuckDB releases the GIL, so it runs
+    beside the Python hashing pass); the returned function waits and gives its findings."""
+    sub = VerifyReport()
+    cur = con.cursor()
+    thread = threading.Thread(target=_column_check, args=(cur, rel, sub), name="railbook-verify-columns")
+    thread.start()
+
+    def result() -> VerifyReport:
+        thread.join()
+        cur.close()
+        return sub
+
+    return result
 
 
 def _check_signatures(
@@ -473,15 +651,23 @@ def verify_ledger(
         report.checkpoints_checked = len(stored)
         total_row = con.execute("SELECT count(*) FROM entries").fetchone()
         total = int(total_row[0]) if total_row else 0
-        verify_stream(
-            _batches(con, "SELECT seq, entry, leaf_hash, chain_hash FROM entries ORDER BY seq", 4),
-            cps,
-            report,
-            nodes=_batches(con, "SELECT pos, hash FROM nodes ORDER BY pos", 2),
-            total=total,
-            progress=progress,
-        )
-        _column_check(con, "entries", report)
+        columns = _column_check_async(con, "entries")
+        try:
+            verify_stream(
+                _batches(con, _ENTRY_SQL.format(rel="entries"), 4, increasing=True),
+                cps,
+                report,
+                nodes=_batches(con, _NODE_SQL, 2, increasing=True),
+                total=total,
+                progress=progress,
+                sorted_rows=lambda: (
+                    _batches(con, _ENTRY_SQL.format(rel="entries") + " ORDER BY seq", 4),
+                    _batches(con, _NODE_SQL + " ORDER BY pos", 2),
+                ),
+            )
+        finally:
+            for p in columns().problems:
+                report.add(p.kind, p.seq, p.detail)
         _check_consistency(con, stored, report.tree_size, report)
         latest = max(stored, key=lambda c: c.tree_size, default=None)
         report.latest_checkpoint = latest
@@ -516,12 +702,17 @@ def _verify_segments(seg_dir: Path, cps: Sequence[tuple[Checkpoint, str]], repor
         mem.execute(f"CREATE VIEW seg AS SELECT * FROM read_parquet('{glob}')")
         sub = VerifyReport()
         sizes = {int(parse_segment_name(f.name)[1]) for f in files}
-        verify_stream(
-            _batches(mem, "SELECT seq, entry, leaf_hash, chain_hash FROM seg ORDER BY seq", 4),
-            [(cp, f"{where}, checked against segments") for cp, where in cps if cp.tree_size <= expect],
-            sub,
-        )
-        _column_check(mem, "seg", sub)
+        columns = _column_check_async(mem, "seg")
+        try:
+            verify_stream(
+                _batches(mem, _ENTRY_SQL.format(rel="seg"), 4, increasing=True),
+                [(cp, f"{where}, checked against segments") for cp, where in cps if cp.tree_size <= expect],
+                sub,
+                sorted_rows=lambda: (_batches(mem, _ENTRY_SQL.format(rel="seg") + " ORDER BY seq", 4), None),
+            )
+        finally:
+            for p in columns().problems:
+                sub.add(p.kind, p.seq, p.detail)
         covered = {cp.tree_size for cp, _ in cps}
         for s in sorted(sizes - covered):
             sub.add("root-mismatch", s, f"segment ending at {s} has no signed checkpoint at that size")

@@ -11,7 +11,6 @@ import pytest
 from core.config import Config
 
 ASSETS = Path(__file__).parent / "assets"
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

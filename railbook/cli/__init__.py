@@ -52,6 +52,7 @@ _COMMAND_MODULES = (
     "railbook.cli._ingest",
     "railbook.cli._demo",
     "railbook.cli._bench",
+    "railbook.cli._ingest_bench",
     "railbook.cli._policy",
     "railbook.cli._ledger",
     "railbook.cli._kafka",

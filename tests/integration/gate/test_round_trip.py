@@ -26,7 +26,7 @@ from railbook.service.writer import Writer
 pytestmark = pytest.mark.integration
 
 DOCS = (
-    Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "agent-hooks" / "claude-code-doc-examples"
+    Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
 )
 DROP = "psql -h staging-db.internal -d app -c 'DROP TABLE users'"
 

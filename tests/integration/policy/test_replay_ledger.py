@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 def test_replay_reads_the_ledger_and_leaves_it_untouched(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> None:
-    ledger_mod = pytest.importorskip("ledger")
+    import ledger as ledger_mod
+
     config = make_config()
     engine = PolicyEngine.load(config)
     events = [

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "assets"
 
 
 def agent_in_prod(event_id: str, actor: str = "agent:claude-1") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from railbook.gate import (
 )
 
 DOCS = (
-    Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "agent-hooks" / "claude-code-doc-examples"
+    Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
 )
 REASON = Reason(
     "rail3-destructive-without-approval", 3, "high", "A destructive action ran without a valid approval"

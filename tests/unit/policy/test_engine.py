@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from core.config import Config
 from core.event import Actor, CanonicalEvent, Change, Resource
 from policy import ApprovalBook, Decision, PolicyEngine
-from tests.conftest import SHARED_FIXTURES
+from tests.conftest import ASSETS
 from tests.unit.core.strategies import events as any_events
 from tests.unit.policy.conftest import AGENT, PROD_DB, STAGING_DB, T0, ev, grant
 
@@ -105,9 +105,8 @@ def _cloudtrail(path: Path, config: Config, env: str) -> CanonicalEvent:
 def test_real_cloudtrail_records(
     engine: PolicyEngine, config: Config, book: ApprovalBook, fixture: str, env: str, policies: set[str]
 ) -> None:
-    path = SHARED_FIXTURES / "cloudtrail" / fixture
-    if not path.exists():
-        pytest.skip(f"shared fixture {path} not present")
+    path = ASSETS / "cloudtrail" / fixture
+    assert path.exists(), f"test asset {path} missing"
     d = engine.evaluate([_cloudtrail(path, config, env)], approvals=book)[0]
     assert set(d.policy_ids) == policies
     assert "unknown-action" not in d.notes
