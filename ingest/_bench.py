@@ -83,7 +83,10 @@ def _cloudtrail(i: int, rnd: random.Random) -> dict[str, Any]:
             },
         }
     else:
-        identity = {"type": "AWSService", "invokedBy": rnd.choice(("ec2.amazonaws.com", "lambda.amazonaws.com"))}
+        identity = {
+            "type": "AWSService",
+            "invokedBy": rnd.choice(("ec2.amazonaws.com", "lambda.amazonaws.com")),
+        }
     kind = rnd.random()
     params: dict[str, Any] | None
     response: dict[str, Any] | None = None
@@ -95,7 +98,10 @@ def _cloudtrail(i: int, rnd: random.Random) -> dict[str, Any]:
         params = {"maxResults": 100, "filterSet": {"items": [{"name": "tag:team", "valueSet": {}}]}}
     elif kind < 0.62:
         source, name = "iam.amazonaws.com", rnd.choice(("GetRole", "AttachRolePolicy", "ListPolicies"))
-        params = {"roleName": rnd.choice(("app", "etl", "agent-claude")), "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}
+        params = {
+            "roleName": rnd.choice(("app", "etl", "agent-claude")),
+            "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        }
     elif kind < 0.74:
         source, name = "dynamodb.amazonaws.com", rnd.choice(("GetItem", "PutItem", "DeleteTable"))
         params = {"tableName": rnd.choice(("orders", "sessions", "ledger"))}
@@ -188,11 +194,18 @@ def _claude_code(i: int, rnd: random.Random) -> dict[str, Any]:
             **base,
             "hook_event_name": "PostToolUse",
             "tool_name": rnd.choice(("Write", "Edit")),
-            "tool_input": {"file_path": f"/home/dev/app/src/orders/m{i % 40}.py", "content": "def f():\n    return 1\n"},
+            "tool_input": {
+                "file_path": f"/home/dev/app/src/orders/m{i % 40}.py",
+                "content": "def f():\n    return 1\n",
+            },
             "tool_response": {"filePath": f"/home/dev/app/src/orders/m{i % 40}.py", "success": True},
             "tool_use_id": f"toolu_{i:08d}",
         }
-    return {**base, "hook_event_name": "UserPromptSubmit", "prompt": f"Please refactor module {i % 40} and run tests"}
+    return {
+        **base,
+        "hook_event_name": "UserPromptSubmit",
+        "prompt": f"Please refactor module {i % 40} and run tests",
+    }
 
 
 def _k8s_audit(i: int, rnd: random.Random) -> dict[str, Any]:
@@ -277,17 +290,17 @@ def measure(
     data: bytes, source: str, config: Config, *, repeat: int = 3, min_seconds: float = 0.5
 ) -> dict[str, Any]:
     """Records/s of ``normalise_bytes`` and of ``json.loads`` over ``data``, in the same run."""
-    counts = {"events": 0, "dead_letters": 0, "redacted": 0}
+    counts = {"events": 0, "dead_letters": 0, "sensitive": 0}
 
     def normalise() -> int:
-        events = dead = redacted = 0
+        events = dead = sensitive = 0
         for item in normalise_bytes(data, source=source, origin="bench", config=config):
             if isinstance(item, DeadLetter):
                 dead += 1
             else:
                 events += 1
-                redacted += bool({"secret", "pci", "pii"} & set(item.resource.data_classes))
-        counts.update(events=events, dead_letters=dead, redacted=redacted)
+                sensitive += bool({"secret", "pci", "pii"} & set(item.resource.data_classes))
+        counts.update(events=events, dead_letters=dead, sensitive=sensitive)
         return events + dead
 
     raw_s, records = _best(lambda: _json_loads_all(data), repeat, min_seconds)

@@ -63,12 +63,10 @@ def normalise_record(record: Any, *, source: str, where: str, config: Config) ->
     raw_sha = sha256_hex(original)
     if scrubbed is KEEP_OWN_RAW:
         return [_finish(e, e.raw, e.raw_sha256 or raw_sha, classes) for e in events]
-    if scrubbed is record and (text.isascii() or max(text) < _ASTRAL):
-        # nothing was redacted or scrubbed: the canonical JSON already is the compact JSON
-        # (they differ only in key order, and only for keys outside the BMP)
-        raw = text
-    else:
-        raw = compact_json(scrubbed)
+    # nothing redacted or scrubbed: the canonical JSON already is the compact JSON (the two differ
+    # only in key order, and only for keys outside the BMP)
+    unchanged = scrubbed is record and (text.isascii() or max(text) < _ASTRAL)
+    raw = text if unchanged else compact_json(scrubbed)
     return [_finish(e, raw, raw_sha, classes) for e in events]
 
 

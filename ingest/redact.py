@@ -71,11 +71,17 @@ _MAYBE = re.compile(
     r"BEGIN|://|(?i:secret|passw|pwd|bearer|token)|gh[pousr]_|github_pat_|xox|eyJ|sk-|AIza"
     r"|\d(?:[ \-]?\d){12}|\d\d\d-\d\d-\d\d\d\d"
 )
+# the same over an ASCII text lowercased (a superset: only case is lost), without (?i) branches
+_MAYBE_LOWER = re.compile(
+    r"begin|://|secret|passw|pwd|bearer|token|gh[pousr]_|github_pat_|xox|eyj|sk-|aiza"
+    r"|\d(?:[ \-]?\d){12}|\d\d\d-\d\d-\d\d\d\d"
+)
 
 
 def redact_text(text: str) -> tuple[str, set[str]]:
     """Redact one string; returns the new text and the data classes found (``secret``, ``pci``, ``pii``)."""
-    if not _MAYBE.search(text):
+    maybe = _MAYBE_LOWER.search(text.lower()) if text.isascii() else _MAYBE.search(text)
+    if maybe is None:
         return text, set()
     return _redact_text_full(text)
 
@@ -125,6 +131,7 @@ def _norm_key(key: str) -> str:
 def _walk(
     value: Any, found: set[str], depth: int, text: Callable[[str], tuple[str, set[str]]] = redact_text
 ) -> Any:
+    """Redact every string (with ``text``), secret field and card-number integer of ``value`` (a copy)."""
     if depth > MAX_DEPTH:
         raise NormaliseError(f"JSON nested deeper than {MAX_DEPTH} levels", reason="too-deep")
     if isinstance(value, str):

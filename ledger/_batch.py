@@ -65,7 +65,9 @@ ENTRY_INSERT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     for f in _BATCH_SCHEMA
 ) + (('"ingested_at"', "CAST(? AS TIMESTAMPTZ)"),)
 
-NODE_SCHEMA = pa.schema([("pos", pa.int64()), ("level", pa.int8()), ("idx", pa.int64()), ("hash", pa.binary())])
+NODE_SCHEMA = pa.schema(
+    [("pos", pa.int64()), ("level", pa.int8()), ("idx", pa.int64()), ("hash", pa.binary())]
+)
 
 
 @dataclass
@@ -150,7 +152,10 @@ def prepare(
         pa.array(chains, pa.binary()),
     ]
     table = pa.Table.from_arrays(
-        [c if isinstance(c, pa.Array) else pa.array(c, f.type) for c, f in zip(cols, _BATCH_SCHEMA, strict=True)],
+        [
+            c if isinstance(c, pa.Array) else pa.array(c, f.type)
+            for c, f in zip(cols, _BATCH_SCHEMA, strict=True)
+        ],
         schema=_BATCH_SCHEMA,
     )
     appended = [(seq + k, e["event_id"]) for k, e in enumerate(evs)]

@@ -27,20 +27,21 @@ def fetch_nodes(con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId]) -> dict[N
     """The stored hashes of the nodes ``ids`` that exist: leaves from ``entries.leaf_hash``, interior
     nodes from ``nodes`` by position — one query, served by the ``entries_seq`` and ``nodes_pos``
     ART indexes (point lookups: O(log n) reads at any size). Ids are integers, so they are inlined:
-    DuckDB turns a constant IN list on an indexed column into index scans."""
-    leaves = sorted({int(i) for lv, i in ids if lv == 0})
-    inner = sorted({node_position(lv, i) for lv, i in ids if lv > 0})
+    DuckDB turns a constant IN list on an indexed column into index lookups. Only the key and the
+    hash are read (each extra column costs a segment read per row on a cold cache)."""
+    want: dict[int, NodeId] = {}
+    for lv, i in ids:
+        want[-1 - int(i) if lv == 0 else node_position(lv, i)] = (int(lv), int(i))
+    leaves = sorted(-1 - k for k in want if k < 0)
+    inner = sorted(k for k in want if k >= 0)
     parts = []
     if leaves:
-        parts.append(
-            f"SELECT 0::TINYINT AS level, seq AS idx, leaf_hash AS hash FROM entries "
-            f"WHERE seq IN ({', '.join(map(str, leaves))})"
-        )
+        parts.append(f"SELECT -1 - seq, leaf_hash FROM entries WHERE seq IN ({', '.join(map(str, leaves))})")
     if inner:
-        parts.append(f"SELECT level, idx, hash FROM nodes WHERE pos IN ({', '.join(map(str, inner))})")
+        parts.append(f"SELECT pos, hash FROM nodes WHERE pos IN ({', '.join(map(str, inner))})")
     if not parts:
         return {}
-    return {(int(lv), int(i)): bytes(h) for lv, i, h in con.execute(" UNION ALL ".join(parts)).fetchall()}
+    return {want[int(k)]: bytes(h) for k, h in con.execute(" UNION ALL ".join(parts)).fetchall()}
 
 
 def _rows_to_entries(rows: Sequence[tuple[Any, ...]]) -> list[Entry]:

@@ -17,9 +17,10 @@ storage order (see :func:`node_position`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from ledger.merkle import empty_root, largest_power_of_two_below, node_hash
+from ledger.merkle import NODE_HASH_PREFIX, empty_root, largest_power_of_two_below, node_hash
 
 __all__ = [
     "CompactRange",
@@ -182,6 +183,26 @@ class CompactRange:
         for h in leaf_hashes:
             self.append(h, out)
         return out
+
+    def extend_hashes(self, leaf_hashes: Iterable[bytes], out: list[bytes]) -> None:
+        """:meth:`append` for many leaves, appending only the new nodes' hashes to ``out`` (in
+        position order) — the verifier's inner loop, kept free of calls and tuples."""
+        border = self._border
+        pop = border.pop
+        push = border.append
+        add = out.append
+        sha = hashlib.sha256
+        prefix = NODE_HASH_PREFIX
+        size = self.size
+        for cur in leaf_hashes:
+            s = size
+            while s & 1:
+                cur = sha(prefix + pop() + cur).digest()
+                add(cur)
+                s >>= 1
+            push(cur)
+            size += 1
+        self.size = size
 
     def root(self) -> bytes:
         """The root of the current tree (SHA-256("") when empty)."""

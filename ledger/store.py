@@ -9,15 +9,15 @@ and the entries it covers are published as an immutable Parquet segment for read
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import duckdb
 import pyarrow as pa
@@ -40,7 +40,6 @@ from ledger.proofs import (
     NodeId,
     consistency_proof_at,
     inclusion_proof_at,
-    node_position,
     root_at,
 )
 
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
     from ledger.note import Signer, Verifier
     from policy import Decision
 
-__all__ = ["Ledger", "open_connection"]
+__all__ = ["MEMORY_LIMIT", "Ledger", "configure_connection", "open_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +70,17 @@ def _insert_arrow(
     con.register(name, table)
     try:
         con.execute(sql.format(t=name), params)
-    finally:
-        con.unregister(name)
+    except duckdb.Error:
+        with contextlib.suppress(
+            duckdb.Error
+        ):  # fails in an aborted transaction; the next register replaces it
+            con.unregister(name)
+        raise
+    con.unregister(name)
+
+
+class _Conflict(Exception):
+    """An insert hit a UNIQUE constraint (an event already in the ledger); rolled back."""
 
 
 class _ChunkWriter:
@@ -83,7 +91,9 @@ class _ChunkWriter:
     races an insert) and re-raises its error.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, ingested_at: str, pool: ThreadPoolExecutor | None) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, ingested_at: str, pool: ThreadPoolExecutor | None
+    ) -> None:
         self._con = con
         self._ingested_at = ingested_at
         self._pool = pool
@@ -113,6 +123,21 @@ class _ChunkWriter:
         elif self._pending is not None:
             wait([self._pending])
             self._pending = None
+
+
+#: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
+#: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
+MEMORY_LIMIT = "256MB"
+
+
+def configure_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """Bound DuckDB's memory (``MEMORY_LIMIT``; larger work spills to its temp directory) and keep
+    its progress bar off the terminal (commands draw their own).
+
+    Applied after the schema statements: building an index over an older ledger needs more.
+    """
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET enable_progress_bar = false")
 
 
 def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -174,6 +199,7 @@ class Ledger:
             if not read_only:
                 for stmt in SCHEMA:
                     con.execute(stmt)
+            configure_connection(con)
             ledger = cls(config, con, read_only=read_only)
             if not read_only:
                 ledger._signer = ledger._load_or_create_key()
@@ -276,11 +302,29 @@ class Ledger:
     ) -> AppendResult:
         """Append a batch in one transaction (see the module docstring); duplicates are skipped and reported.
 
-        Large batches are encoded in chunks of ``_CHUNK``; each chunk is inserted on a helper thread
-        (DuckDB releases the GIL) while the next one is encoded, all in the one transaction.
+        Duplicates of stored events are found optimistically: the ``event_id`` UNIQUE index rejects
+        them during the insert (an index probe per entry, at any ledger size), and only then is the
+        batch looked up and appended again without them. Large batches are encoded in chunks of
+        ``_CHUNK``; each chunk is inserted on a helper thread (DuckDB releases the GIL) while the
+        next one is encoded, all in the one transaction.
         """
         self._writable()
-        already = self.existing(ev.event_id for ev, _ in records)
+        try:
+            return self._append(records, set(), dead_letters, offsets)
+        except _Conflict:
+            already = self.existing(ev.event_id for ev, _ in records)
+        try:
+            return self._append(records, already, dead_letters, offsets)
+        except _Conflict as exc:
+            raise LedgerError(f"ledger append failed and was rolled back: {exc.args[0]}") from None
+
+    def _append(
+        self,
+        records: Sequence[tuple[CanonicalEvent, Decision]],
+        already: set[str],
+        dead_letters: Sequence[DeadLetter],
+        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None,
+    ) -> AppendResult:
         seen: set[str] = set()
         fresh: list[tuple[CanonicalEvent, Decision]] = []
         duplicates: list[str] = []
@@ -318,6 +362,9 @@ class Ledger:
             if alerts:
                 self._insert_alerts(alerts, now)
             con.execute("COMMIT")
+        except duckdb.ConstraintException as exc:
+            con.execute("ROLLBACK")
+            raise _Conflict(str(exc)) from exc
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
             raise LedgerError(

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.errors import LedgerError, SigningKeyError
 from ledger._schema import SEGMENT_GLOB, parse_segment_name
@@ -127,9 +129,9 @@ class _Unordered(Exception):
 
 
 def _batches(
-    con: duckdb.DuckDBPyConnection, sql: str, cols: int, size: int = 50_000, *, increasing: bool = False
-) -> Iterator[tuple[Any, ...]]:
-    """Stream ``sql`` as Python lists per column, in Arrow batches (flat memory).
+    con: duckdb.DuckDBPyConnection, sql: str, size: int = 50_000, *, increasing: bool = False
+) -> Iterator[tuple[pa.Array, ...]]:
+    """Stream ``sql`` as Arrow columns, in batches (flat memory).
 
     ``increasing``: the first column must be strictly increasing across the whole stream (raise
     ``_Unordered`` otherwise) — lets a caller read a table in storage order, without a sort, and
@@ -138,15 +140,22 @@ def _batches(
     reader = con.cursor().sql(sql).to_arrow_reader(size)  # own cursor: streams alongside other reads
     last: int | None = None
     for batch in reader:
-        if batch.num_rows == 0:
+        n = batch.num_rows
+        if n == 0:
             continue
-        out = tuple(batch.column(i).to_pylist() for i in range(cols))
+        out = tuple(batch.column(i) for i in range(batch.num_columns))
         if increasing:
             keys = out[0]
-            if (last is not None and keys[0] <= last) or not all(map(int.__lt__, keys, keys[1:])):
+            if (last is not None and keys[0].as_py() <= last) or (
+                n > 1 and not pc.all(pc.less(keys.slice(0, n - 1), keys.slice(1))).as_py()
+            ):
                 raise _Unordered
-            last = keys[-1]
+            last = keys[n - 1].as_py()
         yield out
+
+
+def _pylist(values: Any) -> list[Any]:
+    return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
 
 
 class _NodeCursor:
@@ -163,8 +172,8 @@ class _NodeCursor:
             batch = next(self._batches, None)
             if batch is None:
                 return
-            self._pos = self._pos[self._i :] + list(batch[0])
-            self._hash = self._hash[self._i :] + list(batch[1])
+            self._pos = self._pos[self._i :] + _pylist(batch[0])
+            self._hash = self._hash[self._i :] + _pylist(batch[1])
             self._i = 0
 
     def peek(self, k: int) -> tuple[list[int], list[bytes]]:
@@ -227,9 +236,8 @@ class _Pass:
                     self.last_good[where] = cp.tree_size
             self.si += 1
 
-    def batch(
-        self, seqs: Sequence[int], entries: Sequence[bytes], leaves: Sequence[bytes], chains: Sequence[bytes]
-    ) -> None:
+    def batch(self, seqs: Any, entries: Any, leaves: Any, chains: Any) -> None:
+        """One batch of rows (Arrow arrays or Python sequences), in seq order."""
         n = len(seqs)
         start = 0
         while start < n:
@@ -237,26 +245,29 @@ class _Pass:
             end = n
             if self.si < len(self.sizes):
                 end = min(n, max(start + 1, start + self.sizes[self.si] - self.tree.size))
-            if not self._fast(seqs[start:end], entries[start:end], leaves[start:end], chains[start:end]):
-                for row in zip(seqs[start:end], entries[start:end], leaves[start:end], chains[start:end]):
+            run = [c[start:end] for c in (seqs, entries, leaves, chains)]
+            if not self._fast(*run):
+                for row in zip(*map(_pylist, run), strict=True):
                     self._row(*row)
             start = end
 
-    def _fast(
-        self, seqs: Sequence[int], entries: Sequence[bytes], leaves: Sequence[bytes], chains: Sequence[bytes]
-    ) -> bool:
+    def _fast(self, seqs: Any, entries: Any, leaves: Any, chains: Any) -> bool:
         """Check a run of rows as a whole; on success apply it, else change nothing and return False."""
         n = len(seqs)
         first = self.expected
-        if seqs[0] != first or seqs[-1] != first + n - 1 or list(seqs) != list(range(first, first + n)):
+        if isinstance(seqs, pa.Array):
+            if not seqs.equals(pa.array(range(first, first + n), seqs.type)):
+                return False
+        elif list(seqs) != list(range(first, first + n)):
             return False
         sha = hashlib.sha256
         prefix = LEAF_HASH_PREFIX
-        computed = [sha(prefix + e).digest() for e in entries]
-        if computed != leaves:
+        blobs = _pylist(entries)
+        computed = [sha(prefix + e).digest() for e in blobs]
+        if not _same(computed, leaves):
             return False
-        tails = [b',"seq":%d,"v":1}' % s for s in seqs]
-        if not all(map(bytes.endswith, entries, tails)):
+        tails = [b',"seq":%d,"v":1}' % s for s in range(first, first + n)]
+        if not all(map(bytes.endswith, blobs, tails)):
             return False  # not a v1 tail with the row's seq: let the row walk say what it is
         chain = self.chain
         out: list[bytes] = []
@@ -264,23 +275,19 @@ class _Pass:
         for lh in computed:
             chain = sha(chain + lh).digest()
             add(chain)
-        if out != chains:
+        if not _same(out, chains):
             return False
         saved = (self.tree.size, self.tree.border())
-        new_nodes = self.new_nodes
-        new_nodes.clear()
-        append = self.tree.append
-        for lh in computed:
-            append(lh, new_nodes)
+        new_nodes: list[bytes] = []
+        self.tree.extend_hashes(computed, new_nodes)
         if self.nodes is not None and not self.node_reported and new_nodes:
             k = len(new_nodes)
             pos, hashes = self.nodes.peek(k)
-            if hashes != [h for _, _, h in new_nodes] or pos != list(range(self.node_pos, self.node_pos + k)):
+            if hashes != new_nodes or pos != list(range(self.node_pos, self.node_pos + k)):
                 self.tree = CompactRange(*saved)
                 return False
             self.nodes.skip(k)
             self.node_pos += k
-        new_nodes.clear()
         self.chain = chain
         self.expected = first + n
         self.check_roots()
@@ -303,7 +310,8 @@ class _Pass:
             report.add(
                 "modified",
                 seq,
-                f"entry bytes of seq {seq} hash to {lh.hex()}, stored leaf hash is {bytes(stored_leaf).hex()}",
+                f"entry bytes of seq {seq} hash to {lh.hex()}, "
+                f"stored leaf hash is {bytes(stored_leaf).hex()}",
             )
         chain = hashlib.sha256(self.chain + lh).digest()
         if chain != stored_chain:
@@ -379,6 +387,12 @@ class _Pass:
         if self.nodes is not None and not self.node_reported and self.nodes.next() is not None:
             report.add("inserted", None, "the node table holds nodes beyond the current tree")
         report.tree_size = tree.size
+
+
+def _same(computed: list[bytes], stored: Any) -> bool:
+    if isinstance(stored, pa.Array):
+        return bool(pa.array(computed, stored.type).equals(stored))
+    return computed == list(stored)
 
 
 def verify_stream(
@@ -611,7 +625,7 @@ def verify_ledger(
     key: Path | None = None,
 ) -> VerifyReport:
     """Verify the ledger file of ``config`` (opened read-only); see the module docstring."""
-    from ledger.store import open_connection
+    from ledger.store import configure_connection, open_connection
 
     started = time.monotonic()
     path = config.ledger_path
@@ -621,6 +635,7 @@ def verify_ledger(
     report = VerifyReport()
     con = open_connection(path, read_only=True)
     try:
+        configure_connection(con)
         stored = [
             Checkpoint.from_note(n, c)
             for n, c in con.execute("SELECT note, created_at FROM checkpoints ORDER BY created_at").fetchall()
@@ -654,15 +669,15 @@ def verify_ledger(
         columns = _column_check_async(con, "entries")
         try:
             verify_stream(
-                _batches(con, _ENTRY_SQL.format(rel="entries"), 4, increasing=True),
+                _batches(con, _ENTRY_SQL.format(rel="entries"), increasing=True),
                 cps,
                 report,
-                nodes=_batches(con, _NODE_SQL, 2, increasing=True),
+                nodes=_batches(con, _NODE_SQL, increasing=True),
                 total=total,
                 progress=progress,
                 sorted_rows=lambda: (
-                    _batches(con, _ENTRY_SQL.format(rel="entries") + " ORDER BY seq", 4),
-                    _batches(con, _NODE_SQL + " ORDER BY pos", 2),
+                    _batches(con, _ENTRY_SQL.format(rel="entries") + " ORDER BY seq"),
+                    _batches(con, _NODE_SQL + " ORDER BY pos"),
                 ),
             )
         finally:
@@ -705,10 +720,10 @@ def _verify_segments(seg_dir: Path, cps: Sequence[tuple[Checkpoint, str]], repor
         columns = _column_check_async(mem, "seg")
         try:
             verify_stream(
-                _batches(mem, _ENTRY_SQL.format(rel="seg"), 4, increasing=True),
+                _batches(mem, _ENTRY_SQL.format(rel="seg"), increasing=True),
                 [(cp, f"{where}, checked against segments") for cp, where in cps if cp.tree_size <= expect],
                 sub,
-                sorted_rows=lambda: (_batches(mem, _ENTRY_SQL.format(rel="seg") + " ORDER BY seq", 4), None),
+                sorted_rows=lambda: (_batches(mem, _ENTRY_SQL.format(rel="seg") + " ORDER BY seq"), None),
             )
         finally:
             for p in columns().problems:

@@ -242,14 +242,33 @@ def keygen_cmd(ctx: CliContext, out: Path | None, name: str | None) -> None:
 
 @bench.command("ledger")
 @click.option(
-    "--entries", default=200_000, show_default=True, help="Entries to append (1000000 / 10000000 possible)."
+    "--entries", default=200_000, show_default=True, help="Entries to append (1000000 takes a few minutes)."
 )
 @click.option("--batch", default=5000, show_default=True, help="Entries per append transaction.")
+@click.option(
+    "--synthetic-size",
+    default=10_000_000,
+    show_default=True,
+    help="Also measure proofs over a synthetic tree of this many leaves (0: skip; ~40 s and ~1.4 GB at 10M).",
+)
+@click.option("--samples", default=200, show_default=True, help="Proofs timed per kind and size.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path), help="Scratch directory.")
 @click.option("--out", help="Results JSON (default bench-results/ledger.json).")
 @json_option
-def bench_ledger(entries: int, batch: int, workdir: Path | None, out: str | None, as_json: bool) -> None:
-    """Append, verify and proof benchmarks, with raw SHA-256 + DuckDB insert as the reference.
+def bench_ledger(
+    entries: int,
+    batch: int,
+    synthetic_size: int,
+    samples: int,
+    workdir: Path | None,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Measure issue 4's speed targets and print each with PASS / MISS.
+
+    Append throughput against a same-run reference (SHA-256 + DuckDB insert of ready-made entry
+    bytes), full verification throughput, inclusion/consistency proof latency at the appended size
+    and at 10M (a synthetic tree: see the results' "source"), and RSS while the ledger grows.
 
     Example:
 
@@ -257,14 +276,47 @@ def bench_ledger(entries: int, batch: int, workdir: Path | None, out: str | None
     """
     from ledger.bench import run_ledger_bench
 
+    def say(msg: str) -> None:
+        if not as_json:
+            err_console.print(f"[dim]{msg}[/]")
+
     try:
-        results = run_ledger_bench(entries, batch, workdir, progress=not as_json)
+        results = run_ledger_bench(
+            entries, batch, workdir, synthetic_size=synthetic_size, samples=samples, progress=say
+        )
     except RailbookError as exc:
         raise click.ClickException(exc.diagnostics()) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     path = write_results("ledger", results, out)
     if as_json:
         print_json(results)
-    else:
-        for k, v in results.items():
-            console.print(f"{k:>36}: {v}")
-        console.print(f"written to {path}")
+        return
+    ref = results["reference"]
+    console.print(
+        f"reference (same run): raw SHA-256 {ref['raw_sha256_per_s']:,}/s; SHA-256 + DuckDB insert "
+        f"{ref['hash_insert_per_s']:,}/s ({ref['entry_bytes_avg']} B entries, batch {results['batch']:,})"
+    )
+    console.print(
+        f"append {results['append']['per_s']:,}/s; verify {results['verify']['per_s']:,}/s "
+        f"({results['entries']:,} entries, ledger {results['append']['ledger_file_mb']} MB)"
+    )
+    for size, p in results["proofs"].items():
+        console.print(
+            f"proofs at {int(size):,}: inclusion p50 {p['inclusion_ms_p50']} ms "
+            f"p99 {p['inclusion_ms_p99']} ms; "
+            f"consistency p50 {p['consistency_ms_p50']} ms p99 {p['consistency_ms_p99']} ms  [{p['source']}]"
+        )
+    console.print(
+        "rss MB at size: " + ", ".join(f"{s:,}: {mb}" for s, mb in results["append"]["rss_mb_at_size"])
+    )
+    for t in results["targets"]:
+        colour = {"PASS": "green", "MISS": "red"}.get(t["status"], "yellow")
+        console.print(
+            f"[{colour}]{t['status']:>12}[/] {t['target']:<22} measured {t['measured']}  "
+            f"(want {t['wanted']}; {t['how']})"
+        )
+    console.print(
+        f"load average {results['loadavg_1m_at_start']} -> {results['loadavg_1m_at_end']} on "
+        f"{results['cpus']} CPUs; written to {path}"
+    )

@@ -141,3 +141,37 @@ def test_truncated_avro_is_a_decode_error() -> None:
             decode_event(data[:cut])
     with pytest.raises(DecodeError):
         decode_event(data + b"\x00")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle"),
+    [
+        (("actor", "kind"), "robot", "actor.kind"),
+        (("change", "diff_sha256"), "not-hex", "change.diff_sha256"),
+        (("action",), "no namespace", "namespaced"),
+        (("event_id",), "", "event_id"),
+    ],
+)
+def test_avro_with_valid_types_but_bad_values_is_a_decode_error(
+    path: tuple[str, ...], value: str, needle: str
+) -> None:
+    """The Avro schema fixes types only; the constraints it cannot express are still checked."""
+    import io
+
+    import fastavro
+
+    from core.avro import MAGIC, SCHEMA_VERSIONS, WRITER_VERSION
+
+    sv = SCHEMA_VERSIONS[WRITER_VERSION]
+    d = EXAMPLE.to_dict()
+    d["occurred_at"] = EXAMPLE.occurred_at
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    buf = io.BytesIO()
+    buf.write(MAGIC + sv.fingerprint)
+    fastavro.schemaless_writer(buf, sv.parsed, d)
+    with pytest.raises(DecodeError) as info:
+        decode_event(buf.getvalue(), where="kafka:t/0@7")
+    assert info.value.reason == "schema" and needle in str(info.value) and "kafka:t/0@7" in str(info.value)

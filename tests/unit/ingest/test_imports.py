@@ -10,7 +10,13 @@ import pytest
 MODULES = [
     "ingest",
     "ingest.redact",
+    "ingest._screen",
     "ingest.commands",
+    "ingest.commands._classify",
+    "ingest.commands._sql",
+    "ingest.commands._kubectl",
+    "ingest.commands._cloud",
+    "ingest.commands._workspace",
     "ingest.detect",
     "ingest.cloudtrail",
     "ingest.github",
@@ -19,6 +25,7 @@ MODULES = [
     "ingest.mcp",
     "ingest.event_source",
     "ingest._normalise",
+    "ingest._bench",
 ]
 
 
@@ -36,3 +43,12 @@ def test_public_surface():
     assert ingest.SOURCES == ("event", "cloudtrail", "github", "k8s-audit", "claude-code", "mcp")
     for name in ingest.__all__:
         assert hasattr(ingest, name), name
+
+
+def test_commands_public_names_survive_the_split():
+    import ingest
+    import ingest.commands as commands
+
+    assert commands.__all__ == ["CommandFacts", "classify_command", "classify_sql", "redact_command"]
+    assert ingest.classify_command is commands.classify_command
+    assert ingest.CommandFacts is commands.CommandFacts

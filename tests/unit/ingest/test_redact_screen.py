@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from core.canonical import canonical_json
 from core.errors import NormaliseError
 from ingest import normalise_record, redact, redact_text
-from ingest._screen import might_redact
+from ingest._screen import TEXT, might_redact, screen
 from ingest.redact import _redact_text_full, _walk, luhn_valid
 
 
@@ -152,9 +152,11 @@ def test_fast_path_equals_the_full_walk(value: Any) -> None:
 def test_screen_is_necessary_for_text_and_its_json(text: str) -> None:
     assert redact_text(text) == _redact_text_full(text)
     if _redact_text_full(text) != (text, set()):
-        assert might_redact(text)
-        assert might_redact(json.dumps(text, ensure_ascii=False))
-        assert might_redact(json.dumps({"k": text}, ensure_ascii=False, separators=(",", ":")))
+        # the TEXT bit itself (free text is screened with fields=False), not just any bit
+        assert might_redact(text) and screen(text, fields=False) & TEXT
+        assert screen(json.dumps(text, ensure_ascii=False)) & TEXT
+        assert screen(json.dumps({"k": text}, ensure_ascii=False, separators=(",", ":"))) & TEXT
+        assert screen(f"region\n{text}\nus-east-1", fields=False) & TEXT  # joined free text
 
 
 def test_screen_passes_plain_cloudtrail_shapes() -> None:
@@ -225,7 +227,12 @@ def _stored(ev: Any) -> str:
 
 
 @settings(max_examples=150, deadline=None)
-@given(_aws_secrets, st.sampled_from(["aws_secret_access_key=", "AWS_SECRET_ACCESS_KEY: ", "aws-secret-key = ", "SecretAccessKey\"=\""]))
+@given(
+    _aws_secrets,
+    st.sampled_from(
+        ["aws_secret_access_key=", "AWS_SECRET_ACCESS_KEY: ", "aws-secret-key = ", 'SecretAccessKey"="']
+    ),
+)
 def test_generated_aws_secret_key_never_in_raw(config: Any, secret: str, name: str) -> None:
     for source, record in (
         ("claude-code", _hook(f"export {name}{secret} && aws s3 ls")),

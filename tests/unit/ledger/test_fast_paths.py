@@ -1,0 +1,212 @@
+"""The fast paths (orjson entry bytes, batch preparation, chunked appends, node fetches, the batch
+verifier, the synthetic tree) must agree exactly with the reference definitions they replace."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.canonical import canonical_json
+from core.event import CanonicalEvent
+from ledger import Ledger, _query, merkle, verify_ledger
+from ledger import store as store_mod
+from ledger._batch import prepare
+from ledger._synthetic import build_synthetic_tree, synthetic_entry
+from ledger.entry import GENESIS_CHAIN, chain_hash, encode_entry, entry_bytes, index_columns
+from ledger.proofs import CompactRange, inclusion_proof_at, node_position, range_nodes, root_at
+from policy import ApprovalCheck, Decision, Reason
+from tests.unit.core.strategies import events, ident, text
+from tests.unit.ledger.conftest import make_config, records
+
+reasons = st.builds(
+    Reason,
+    policy_id=ident,
+    rail=st.integers(1, 4),
+    severity=st.sampled_from(["low", "medium", "high", "critical"]),
+    title=text,
+    remediation=st.none() | text,
+)
+decisions = st.builds(
+    Decision,
+    outcome=st.sampled_from(["allow", "deny"]),
+    reasons=st.lists(reasons, max_size=3).map(tuple),
+    policy_version=ident,
+    approval=st.none()
+    | st.builds(
+        ApprovalCheck,
+        status=st.sampled_from(["not-needed", "covered", "missing", "invalid"]),
+        request_id=st.none() | ident,
+        approver=st.none() | ident,
+        failures=st.lists(ident, max_size=2).map(tuple),
+    ),
+    mode=st.sampled_from(["detect", "gate"]),
+    notes=st.lists(text, max_size=2).map(tuple),
+)
+# keys outside ASCII (and astral ones, which JCS orders by UTF-16 units) and non-string values take
+# the reference encoder; both must give the bytes canonical_json gives
+odd_attributes = st.dictionaries(
+    st.text(min_size=1, max_size=4),
+    text | st.integers(-(2**70), 2**70) | st.booleans() | st.none(),
+    max_size=3,
+)
+
+
+def _reference(seq: int, ingested_at: str, ev: CanonicalEvent, dec: Decision) -> bytes:
+    return canonical_json(
+        {"v": 1, "seq": seq, "ingested_at": ingested_at, "event": ev.to_dict(), "decision": dec.to_dict()}
+    )
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(events, decisions, st.integers(0, 2**62))
+def test_entry_bytes_are_canonical_json(ev: CanonicalEvent, dec: Decision, seq: int) -> None:
+    assert encode_entry(seq, "2026-03-01T00:00:00.000001Z", ev, dec) == _reference(
+        seq, "2026-03-01T00:00:00.000001Z", ev, dec
+    )
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(events, decisions, odd_attributes)
+def test_entry_bytes_with_odd_attributes_fall_back_to_the_reference(
+    ev: CanonicalEvent, dec: Decision, attrs: dict[str, Any]
+) -> None:
+    e = ev.to_dict()
+    e["attributes"] = attrs
+    obj = {"v": 1, "seq": 7, "ingested_at": "x", "event": e, "decision": dec.to_dict()}
+    assert entry_bytes(7, "x", e, dec.to_dict(), attrs) == canonical_json(obj)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(events, decisions), min_size=1, max_size=12), st.integers(0, 40))
+def test_prepare_agrees_with_entry_index_columns_chain_and_tree(
+    recs: list[tuple[CanonicalEvent, Decision]], start: int
+) -> None:
+    border_leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(start)]
+    tree = CompactRange()
+    for h in border_leaves:
+        tree.append(h)
+    ref_tree = CompactRange(tree.size, tree.border())
+    nodes: list[tuple[int, int, bytes]] = []
+    prepared, last = prepare(recs, start, "2026-03-01T00:00:00.000000Z", GENESIS_CHAIN, tree, nodes)
+    cols = prepared.table.to_pydict()
+    chain = GENESIS_CHAIN
+    ref_nodes: list[tuple[int, int, bytes]] = []
+    for k, (ev, dec) in enumerate(recs):
+        entry = encode_entry(start + k, "2026-03-01T00:00:00.000000Z", ev, dec)
+        lh = merkle.leaf_hash(entry)
+        chain = chain_hash(chain, lh)
+        ref_tree.append(lh, ref_nodes)
+        assert cols["entry"][k] == entry and cols["leaf_hash"][k] == lh and cols["chain_hash"][k] == chain
+        assert cols["seq"][k] == start + k
+        for name, want in index_columns(ev, dec).items():
+            got = cols[name][k]
+            if name == "occurred_at":
+                assert got == ev.to_dict()["occurred_at"]
+            else:
+                assert got == want, name
+    assert last == chain and nodes == ref_nodes and tree.root() == ref_tree.root()
+    denies = [(start + k) for k, (_, d) in enumerate(recs) if d.outcome == "deny" and d.mode == "detect"]
+    assert [a[0] for a in prepared.alerts] == denies
+
+
+@given(st.integers(0, 300), st.integers(0, 300))
+def test_extend_hashes_is_append(size: int, more: int) -> None:
+    leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(size + more)]
+    a, b = CompactRange(), CompactRange()
+    for h in leaves[:size]:
+        a.append(h)
+        b.append(h)
+    nodes: list[tuple[int, int, bytes]] = []
+    for h in leaves[size:]:
+        a.append(h, nodes)
+    hashes: list[bytes] = []
+    b.extend_hashes(leaves[size:], hashes)
+    assert hashes == [h for _, _, h in nodes] and a.root() == b.root() and a.size == b.size
+
+
+def test_chunked_threaded_append_equals_the_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "_CHUNK", 4)  # 23 records: 6 chunks on the insert thread
+    config = make_config(tmp_path, checkpoint_every=1000)
+    with Ledger.open(config) as led:
+        r = led.append(records(23))
+        assert [s for s, _ in r.appended] == list(range(23))
+        again = led.append(records(30))  # 23 stored duplicates: the UNIQUE index rejects, then skipped
+        assert again.duplicates == [f"test:{i}" for i in range(23)]
+        assert [s for s, _ in again.appended] == list(range(23, 30))
+        entries = [e.entry_bytes for e in led.iter_records()]
+        assert led.root_at(30) == merkle.root_hash(entries)
+        for i in (0, 5, 29):
+            assert led.inclusion_proof(i, 30) == merkle.inclusion_proof(entries, i)
+        assert led.consistency_proof(13, 30) == merkle.consistency_proof(entries, 13)
+        assert len(led.pending_alerts(100)) == 15  # odd test records are detect-mode denies
+        led.checkpoint()
+    assert verify_ledger(config).ok
+
+
+def test_fetch_nodes_is_one_query_with_or_without_the_indexes(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=1000)
+    with Ledger.open(config) as led:
+        led.append(records(21))
+        ids = sorted({n for b, e in [(0, 16), (16, 20), (20, 21), (8, 12)] for n in range_nodes(b, e)})
+        want = _query.fetch_nodes(led.connection(), ids)
+        assert set(want) == set(ids)
+        assert want[(0, 20)] == led.get_seq(20).leaf_hash  # type: ignore[union-attr]
+    con = duckdb.connect(str(config.ledger_path))
+    con.execute("DROP INDEX nodes_pos")
+    con.execute("DROP INDEX entries_seq")
+    assert _query.fetch_nodes(con, ids) == want
+    con.close()
+    with Ledger.open(config) as led:  # a writer re-creates the indexes of an older ledger
+        n = led.connection().execute(
+            "SELECT count(*) FROM duckdb_indexes() WHERE index_name IN ('nodes_pos', 'entries_seq')"
+        ).fetchone()
+        assert n is not None and n[0] == 2
+
+
+def test_verify_reads_rows_stored_out_of_order_again_sorted(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=10)
+    with Ledger.open(config) as led:
+        led.append(records(25))
+        led.checkpoint()
+    con = duckdb.connect(str(config.ledger_path))
+    # same content, new storage order: rows 3 and pos 2 move to the end of their tables
+    con.execute("CREATE TEMP TABLE e AS SELECT * FROM entries WHERE seq = 3")
+    con.execute("DELETE FROM entries WHERE seq = 3")
+    con.execute("INSERT INTO entries SELECT * FROM e")
+    con.execute("CREATE TEMP TABLE n AS SELECT * FROM nodes WHERE pos = 2")
+    con.execute("DELETE FROM nodes WHERE pos = 2")
+    con.execute("INSERT INTO nodes SELECT * FROM n")
+    con.close()
+    r = verify_ledger(config)
+    assert r.ok, r.problems
+    assert r.tree_size == 25
+
+
+def test_synthetic_tree_is_the_rfc6962_tree_of_its_entries(tmp_path: Path) -> None:
+    size = 37
+    build_synthetic_tree(tmp_path / "s.duckdb", size)
+    con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
+    entries = [synthetic_entry(i) for i in range(size)]
+
+    def fetch(ids: Any) -> list[bytes]:
+        got = _query.fetch_nodes(con, ids)
+        return [got[n] for n in ids]
+
+    tree = CompactRange()
+    nodes: list[tuple[int, int, bytes]] = []
+    for e in entries:
+        tree.append(merkle.leaf_hash(e), nodes)
+    stored = con.execute("SELECT pos, level, idx, hash FROM nodes ORDER BY pos").fetchall()
+    assert [(int(p), int(lv), int(i), bytes(h)) for p, lv, i, h in stored] == [
+        (node_position(lv, i), lv, i, h) for lv, i, h in nodes
+    ]
+    for n in (1, 2, 5, 16, 37):
+        assert root_at(n, fetch) == merkle.root_hash(entries[:n])
+    assert inclusion_proof_at(9, size, fetch) == merkle.inclusion_proof(entries, 9)
+    con.close()
