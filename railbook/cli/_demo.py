@@ -102,7 +102,7 @@ def demo(directory: Path) -> None:
         console.print(Panel(cp.signed_note_text.rstrip(), title="latest signed checkpoint", expand=False))
     cfg = result.config_path
     console.print(
-        "\nNext:\n"
+        "\nNext (with the virtualenv active: . .venv/bin/activate):\n"
         f"  railbook --config {cfg} why {INCIDENT_EVENT_ID}\n"
         f"  railbook --config {cfg} violations --json\n"
         f"  railbook --config {cfg} evidence {INCIDENT_EVENT_ID} --out incident-evidence.json\n"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core.config import Config, load_config
 from ingest import normalise_bytes
-from ledger import VerifyReport, verify_ledger
+from ledger import VerifyReport, keygen, verify_ledger
 from railbook.pipeline import BatchSummary
 from railbook.wiring import open_pipeline
 
@@ -88,6 +88,8 @@ def run_demo(directory: Path) -> DemoResult:
     """Replay the story into a fresh ledger under ``directory``, sign a checkpoint, verify it all."""
     config_path = prepare_demo_dir(directory)
     config = load_config(config_path)
+    # The demo's own key, made up front (the ledger would make one on first use, with a warning).
+    keygen(config.key_path, config.ledger.origin)
     result = DemoResult(config=config, config_path=config_path)
     data_dir = resources.files("railbook.demo")
     with open_pipeline(config) as pipeline:

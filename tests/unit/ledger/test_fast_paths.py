@@ -130,7 +130,9 @@ def test_extend_hashes_is_append(size: int, more: int) -> None:
     assert hashes == [h for _, _, h in nodes] and a.root() == b.root() and a.size == b.size
 
 
-def test_chunked_threaded_append_equals_the_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunked_threaded_append_equals_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(store_mod, "_CHUNK", 4)  # 23 records: 6 chunks on the insert thread
     config = make_config(tmp_path, checkpoint_every=1000)
     with Ledger.open(config) as led:
@@ -163,9 +165,11 @@ def test_fetch_nodes_is_one_query_with_or_without_the_indexes(tmp_path: Path) ->
     assert _query.fetch_nodes(con, ids) == want
     con.close()
     with Ledger.open(config) as led:  # a writer re-creates the indexes of an older ledger
-        n = led.connection().execute(
-            "SELECT count(*) FROM duckdb_indexes() WHERE index_name IN ('nodes_pos', 'entries_seq')"
-        ).fetchone()
+        n = (
+            led.connection()
+            .execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name IN ('nodes_pos', 'entries_seq')")
+            .fetchone()
+        )
         assert n is not None and n[0] == 2
 
 

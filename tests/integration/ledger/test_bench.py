@@ -1,0 +1,36 @@
+"""``railbook bench ledger`` end to end at a tiny size: every target is measured and judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from railbook.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_ledger_reports_every_target_with_pass_or_miss(tmp_path: Path) -> None:
+    out = tmp_path / "ledger.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench", "ledger", "--entries", "3000", "--batch", "500", "--synthetic-size", "100",
+            "--samples", "5", "--dir", str(tmp_path), "--out", str(out), "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    status = {t["target"]: t["status"] for t in res["targets"]}
+    assert status.pop("proof_ms_p99_at_10m") == "NOT MEASURED"  # a 100-leaf tree is not 10M
+    assert set(status) == {"append_vs_reference", "verify_per_s", "memory_flat"}
+    assert set(status.values()) <= {"PASS", "MISS"}
+    assert res["verify"]["ok"] and res["append"]["vs_reference"] > 0
+    assert res["proofs"]["100"]["proofs_verified"] == 40
+    assert res["proofs"]["100"]["source"].startswith("synthetic tree")
+    assert res["proofs"]["3000"]["source"].startswith("the appended ledger")
+    assert json.loads(out.read_text())  # written for later comparison
+    assert not list(tmp_path.glob("railbook-bench-*"))  # scratch removed
