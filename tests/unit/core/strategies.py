@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from core.event import Actor, Approval, CanonicalEvent, Change, Resource
 
 # Strings that survive UTF-8 (no lone surrogates): what a valid event may contain.
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 ident = text.filter(bool)
 hexes = st.text("0123456789abcdef", min_size=64, max_size=64)
 times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
@@ -17,7 +17,7 @@ actions = st.builds(
     lambda ns, verb: f"{ns}:{verb}",
     st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True),
     st.text(
-        st.characters(min_codepoint=0x21, exclude_categories=("Cs",), exclude_characters="\x7f"),
+        st.characters(min_codepoint=0x21, exclude_categories=["Cs"], exclude_characters="\x7f"),
         min_size=1,
         max_size=30,
     ),
