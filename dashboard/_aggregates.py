@@ -93,7 +93,7 @@ def daily_counts(reader: Any, *, since: datetime | None = None) -> list[DayCount
         day = e.event.occurred_at.date()
         d = e.decision
         counter[(day, d.outcome, None, None)] += 1
-        if d.outcome == "deny":
+        if d.is_violation:
             for rail in d.rails:
                 counter[(day, d.outcome, rail, d.severity)] += 1
     return [
@@ -113,7 +113,7 @@ def active_agents(reader: Any, *, since: datetime | None = None, limit: int = 50
             continue
         row = seen.setdefault(a.id, [a.on_behalf_of, 0, 0, e.event.occurred_at])
         row[1] += 1
-        row[2] += 1 if e.decision.outcome == "deny" else 0
+        row[2] += 1 if e.decision.is_violation else 0
         row[3] = max(row[3], e.event.occurred_at)
         row[0] = row[0] or a.on_behalf_of
     rows = [AgentActivity(k, v[0], v[1], v[2], v[3]) for k, v in seen.items()]
@@ -133,7 +133,7 @@ def totals(reader: Any) -> Totals:
     if n is None or v is None:
         scanned = _scan(reader)
         n = len(scanned) if n is None else n
-        v = sum(1 for e in scanned if e.decision.outcome == "deny") if v is None else v
+        v = sum(1 for e in scanned if e.decision.is_violation) if v is None else v
     return Totals(int(n), int(v))
 
 

@@ -17,7 +17,7 @@ SEVERITY_COLORS = {
     "info": "#93c5fd",
     "unknown": "#9ca3af",
 }
-OUTCOME_COLORS = {"allowed": "#16a34a", "violation": "#dc2626"}
+OUTCOME_COLORS = {"allowed": "#16a34a", "denied": "#dc2626"}
 
 
 def stacked_bars(rows: list[dict[str, Any]], key: str, *, title: str) -> alt.Chart:

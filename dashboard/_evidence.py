@@ -108,7 +108,10 @@ def chain_steps(answer: dict[str, Any]) -> list[tuple[str, str, bool]]:
             ("approval", f"{ap.get('status')}: {failures}", ap.get("status") in ("covered", "not-needed"))
         )
     d = answer["decision"]
-    verdict = "VIOLATION" if d["outcome"] == "deny" else "allowed"
+    if d["mode"] == "gate":
+        verdict = f"gate answered {d['gate']}"
+    else:
+        verdict = "VIOLATION" if d["outcome"] == "deny" else "allowed"
     steps.append(
         (
             "decision",

@@ -87,7 +87,7 @@ def series_by(daily: list[DayCount], key: str) -> list[dict[str, Any]]:
         if key == "outcome":
             if d.rail is not None:
                 continue  # outcome rows are the rail-less ones (see daily_counts)
-            label = "violation" if d.outcome == "deny" else "allowed"
+            label = "denied" if d.outcome == "deny" else "allowed"  # both modes: detect and gate
         elif d.outcome != "deny" or d.rail is None:
             continue
         elif key == "rail":

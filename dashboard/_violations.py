@@ -106,6 +106,7 @@ def fetch_violations(
         got = list(
             reader.entries(
                 outcome="deny",
+                mode="detect",
                 rail=flt.rail,
                 actor=flt.actor or None,
                 since=flt.since,
@@ -152,7 +153,7 @@ def acknowledgement_event(
         raise ValueError("an acknowledgement needs a comment (what was done, or why it is accepted)")
     if len(comment) > MAX_COMMENT:
         raise ValueError(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT}")
-    if violation.decision.outcome != "deny":
+    if not violation.decision.is_violation:
         raise ValueError(f"event {violation.event.event_id!r} is not a violation; nothing to acknowledge")
     at = now or datetime.now(UTC)
     target = violation.event.event_id

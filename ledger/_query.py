@@ -15,7 +15,18 @@ import duckdb
 from ledger.entry import Entry
 from ledger.proofs import NodeId, node_position
 
-__all__ = ["ENTRY_COLUMNS", "entries", "fetch_nodes", "find", "get", "iter_entries", "stats", "violations"]
+__all__ = [
+    "CACHE_LEVEL",
+    "ENTRY_COLUMNS",
+    "UpperNodes",
+    "entries",
+    "fetch_nodes",
+    "find",
+    "get",
+    "iter_entries",
+    "stats",
+    "violations",
+]
 
 ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
 
@@ -23,15 +34,68 @@ ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
 VIOLATION_SQL = "(outcome = 'deny' AND mode = 'detect')"
 
 
-def fetch_nodes(con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+#: interior nodes of this level and above are kept in memory by ``UpperNodes`` (n / 4096 hashes)
+CACHE_LEVEL = 12
+
+
+class UpperNodes:
+    """The stored hashes of every interior node of level >= ``CACHE_LEVEL``, by position, in memory.
+
+    A proof at 10M entries needs ~2·log2(n) nodes; those of the upper levels are scattered over the
+    whole node table (a cold block read each, the p99 of a proof). With them in memory, a proof's
+    one query reads only the few blocks near its leaf. Loaded once per connection (one scan of the
+    ``level`` column, ~n/4096 rows fetched) and extended by the writer as nodes are committed.
+
+    Only for serving proofs and roots: ``ledger.verify`` re-derives every node from the leaves and
+    never reads this cache, so a tampered stored node cannot hide behind it.
+    """
+
+    __slots__ = ("_by_pos",)
+
+    def __init__(self) -> None:
+        self._by_pos: dict[int, bytes] = {}
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> UpperNodes:
+        out = cls()
+        for pos, h in con.execute("SELECT pos, hash FROM nodes WHERE level >= ?", [CACHE_LEVEL]).fetchall():
+            out._by_pos.setdefault(int(pos), bytes(h))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._by_pos)
+
+    def add(self, new_nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Adopt committed nodes ``(level, index, hash)``; keeps those of level >= ``CACHE_LEVEL``."""
+        for lv, i, h in new_nodes:
+            if lv >= CACHE_LEVEL:
+                self._by_pos[node_position(lv, i)] = h
+
+    def get(self, pos: int) -> bytes | None:
+        return self._by_pos.get(pos)
+
+
+def fetch_nodes(
+    con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId], upper: UpperNodes | None = None
+) -> dict[NodeId, bytes]:
     """The stored hashes of the nodes ``ids`` that exist: leaves from ``entries.leaf_hash``, interior
     nodes from ``nodes`` by position — one query, served by the ``entries_seq`` and ``nodes_pos``
     ART indexes (point lookups: O(log n) reads at any size). Ids are integers, so they are inlined:
     DuckDB turns a constant IN list on an indexed column into index lookups. Only the key and the
-    hash are read (each extra column costs a segment read per row on a cold cache)."""
+    hash are read (each extra column costs a segment read per row on a cold cache). Nodes found in
+    ``upper`` are not queried."""
     want: dict[int, NodeId] = {}
+    out: dict[NodeId, bytes] = {}
     for lv, i in ids:
-        want[-1 - int(i) if lv == 0 else node_position(lv, i)] = (int(lv), int(i))
+        if lv == 0:
+            want[-1 - int(i)] = (0, int(i))
+            continue
+        pos = node_position(lv, i)
+        cached = upper.get(pos) if upper is not None and lv >= CACHE_LEVEL else None
+        if cached is not None:
+            out[(int(lv), int(i))] = cached
+        else:
+            want[pos] = (int(lv), int(i))
     leaves = sorted(-1 - k for k in want if k < 0)
     inner = sorted(k for k in want if k >= 0)
     parts = []
@@ -39,9 +103,10 @@ def fetch_nodes(con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId]) -> dict[N
         parts.append(f"SELECT -1 - seq, leaf_hash FROM entries WHERE seq IN ({', '.join(map(str, leaves))})")
     if inner:
         parts.append(f"SELECT pos, hash FROM nodes WHERE pos IN ({', '.join(map(str, inner))})")
-    if not parts:
-        return {}
-    return {want[int(k)]: bytes(h) for k, h in con.execute(" UNION ALL ".join(parts)).fetchall()}
+    if parts:
+        for k, h in con.execute(" UNION ALL ".join(parts)).fetchall():
+            out[want[int(k)]] = bytes(h)
+    return out
 
 
 def _rows_to_entries(rows: Sequence[tuple[Any, ...]]) -> list[Entry]:

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ import pyarrow as pa
 from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
 from core.event import format_time
 from ledger import _query
-from ledger._batch import ENTRY_INSERT_COLUMNS, prepare, prepare_nodes
+from ledger._batch import ENTRY_INSERT_COLUMNS, ENTRY_VALUES_ROW, prepare, prepare_nodes, prepare_rows
 from ledger._schema import SCHEMA, SEGMENT_GLOB, segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
 from ledger.entry import (
@@ -40,6 +41,7 @@ from ledger.proofs import (
     NodeId,
     consistency_proof_at,
     inclusion_proof_at,
+    node_position,
     root_at,
 )
 
@@ -56,10 +58,18 @@ logger = logging.getLogger(__name__)
 
 #: entries per encoded-and-inserted chunk of an append
 _CHUNK = 2048
+#: appends of at most this many entries (the gate's single entry, small pipeline batches) insert with
+#: parameter rows: no Arrow table, no helper thread (see ``_append_small``)
+SMALL_APPEND = 16
+#: ``existing`` with at most this many ids binds them as parameters (an index probe each) instead of
+#: joining against an unnested list
+_SMALL_EXISTING = 256
 _INSERT_ENTRIES = (
     f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) "
     f"SELECT {', '.join(e for _, e in ENTRY_INSERT_COLUMNS)} FROM {{t}}"
 )
+
+_INSERT_ENTRIES_VALUES = f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) VALUES "
 
 
 def _insert_arrow(
@@ -125,6 +135,55 @@ class _ChunkWriter:
             self._pending = None
 
 
+@dataclass
+class _Encoded:
+    """A batch encoded on top of ``(start, start_chain)``, ready to commit (``append_many``)."""
+
+    start: int
+    start_chain: bytes
+    ingested_at: str
+    tables: list[pa.Table]
+    new_nodes: list[tuple[int, int, bytes]]
+    appended: list[tuple[int, str]]
+    alerts: list[tuple[int, str, list[int], str | None, list[str]]]
+    duplicates: list[str]
+    seq: int
+    chain: bytes
+    tree: CompactRange
+
+
+def _encode_batch(
+    records: Sequence[tuple[CanonicalEvent, Decision]], seq: int, chain: bytes, tree: CompactRange
+) -> _Encoded:
+    """Encode a batch on top of a state without touching it (the tree is copied)."""
+    start, start_chain = seq, chain
+    tree = CompactRange(tree.size, tree.border())
+    seen: set[str] = set()
+    fresh: list[tuple[CanonicalEvent, Decision]] = []
+    duplicates: list[str] = []
+    for ev, dec in records:
+        if ev.event_id in seen:
+            duplicates.append(ev.event_id)
+        else:
+            seen.add(ev.event_id)
+            fresh.append((ev, dec))
+    now_s = format_time(datetime.now(UTC))
+    tables: list[pa.Table] = []
+    new_nodes: list[tuple[int, int, bytes]] = []
+    appended: list[tuple[int, str]] = []
+    alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
+    for off in range(0, len(fresh), _CHUNK):
+        chunk = fresh[off : off + _CHUNK]
+        prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
+        tables.append(prepared.table)
+        appended += prepared.appended
+        alerts += prepared.alerts
+        seq += len(chunk)
+    return _Encoded(
+        start, start_chain, now_s, tables, new_nodes, appended, alerts, duplicates, seq, chain, tree
+    )
+
+
 #: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
 #: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
 MEMORY_LIMIT = "256MB"
@@ -177,6 +236,9 @@ class Ledger:
         self._size = int(max_seq) + 1 if max_seq is not None else 0
         last = con.execute("SELECT chain_hash FROM entries WHERE seq = ?", [self._size - 1]).fetchone()
         self._chain = bytes(last[0]) if last else GENESIS_CHAIN
+        #: interior nodes of the upper levels in memory, for proofs only (never used by verify); loaded
+        #: on the first proof or root (a one-off CLI command that never asks for one does not pay it)
+        self._upper: _query.UpperNodes | None = None
         self._tree = CompactRange.load(self._size, self._fetch_nodes)
         cp = self.latest_checkpoint()
         self._cp_size = cp.tree_size if cp else 0
@@ -252,7 +314,16 @@ class Ledger:
 
     def _fetch_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
         """NodeFetcher over the store (one indexed query; see ``ledger._query.fetch_nodes``)."""
-        got = _query.fetch_nodes(self._con, ids)
+        return self._pick(_query.fetch_nodes(self._con, ids), ids)
+
+    def _proof_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        """NodeFetcher for proofs and roots: the upper levels from memory (``_query.UpperNodes``)."""
+        if self._upper is None:
+            self._upper = _query.UpperNodes.load(self._con)
+        return self._pick(_query.fetch_nodes(self._con, ids, self._upper), ids)
+
+    @staticmethod
+    def _pick(got: Mapping[NodeId, bytes], ids: Sequence[NodeId]) -> list[bytes]:
         try:
             return [got[n] for n in ids]
         except KeyError as exc:
@@ -263,19 +334,19 @@ class Ledger:
     def root_at(self, tree_size: int) -> bytes:
         if not 0 <= tree_size <= self._size:
             raise ProofError(f"tree size {tree_size} is outside 0..{self._size}")
-        return root_at(tree_size, self._fetch_nodes)
+        return root_at(tree_size, self._proof_nodes)
 
     def inclusion_proof(self, seq: int, tree_size: int) -> list[bytes]:
         if not 0 <= seq < tree_size <= self._size:
             raise ProofError(
                 f"no inclusion proof for seq {seq} in a tree of size {tree_size} (ledger size {self._size})"
             )
-        return inclusion_proof_at(seq, tree_size, self._fetch_nodes)
+        return inclusion_proof_at(seq, tree_size, self._proof_nodes)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         if not 0 <= old_size <= new_size <= self._size:
             raise ProofError(f"no consistency proof from {old_size} to {new_size} (ledger size {self._size})")
-        return consistency_proof_at(old_size, new_size, self._fetch_nodes)
+        return consistency_proof_at(old_size, new_size, self._proof_nodes)
 
     # --- writes ------------------------------------------------------------------------------------
 
@@ -288,6 +359,10 @@ class Ledger:
         ids = list(dict.fromkeys(event_ids))
         if not ids:
             return set()
+        if len(ids) <= _SMALL_EXISTING:
+            marks = ", ".join("?" * len(ids))
+            sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
+            return {r[0] for r in self._con.execute(sql, ids).fetchall()}
         rows = self._con.execute(
             "SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]
         ).fetchall()
@@ -344,24 +419,32 @@ class Ledger:
         seq = self._size
         con = self._con
         try:
-            con.execute("BEGIN TRANSACTION")
-            with _ChunkWriter(con, now_s, self._executor() if len(fresh) > _CHUNK else None) as writer:
-                for off in range(0, len(fresh), _CHUNK):
-                    chunk = fresh[off : off + _CHUNK]
-                    prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
-                    writer.put(prepared.table)
-                    appended += prepared.appended
-                    alerts += prepared.alerts
-                    seq += len(chunk)
-            if new_nodes:
+            con.begin()
+            if len(fresh) <= SMALL_APPEND:
+                seq, chain = self._insert_small(fresh, seq, now_s, chain, tree, new_nodes, appended, alerts)
+            else:
+                with _ChunkWriter(con, now_s, self._executor() if len(fresh) > _CHUNK else None) as writer:
+                    for off in range(0, len(fresh), _CHUNK):
+                        chunk = fresh[off : off + _CHUNK]
+                        prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
+                        writer.put(prepared.table)
+                        appended += prepared.appended
+                        alerts += prepared.alerts
+                        seq += len(chunk)
+            if len(new_nodes) > SMALL_APPEND * 2:
                 _insert_arrow(con, prepare_nodes(new_nodes), "INSERT INTO nodes SELECT * FROM {t}")
+            elif new_nodes:
+                con.execute(
+                    "INSERT INTO nodes VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(new_nodes)),
+                    [v for lv, i, h in new_nodes for v in (node_position(lv, i), lv, i, h)],
+                )
             if dead_letters:
                 self._insert_dead_letters(dead_letters)
             if offsets:
                 self._upsert_offsets(offsets, now)
             if alerts:
                 self._insert_alerts(alerts, now)
-            con.execute("COMMIT")
+            con.commit()
         except duckdb.ConstraintException as exc:
             con.execute("ROLLBACK")
             raise _Conflict(str(exc)) from exc
@@ -374,11 +457,120 @@ class Ledger:
             con.execute("ROLLBACK")
             raise
         self._size, self._chain, self._tree = seq, chain, tree
+        if self._upper is not None:
+            self._upper.add(new_nodes)
         if duplicates:
             logger.info("duplicates skipped count=%d first=%s", len(duplicates), duplicates[0])
         logger.debug("appended count=%d tree_size=%d", len(appended), seq)
         cp = self.maybe_checkpoint()
         return AppendResult(appended, duplicates, len(dead_letters), cp)
+
+    def append_many(
+        self,
+        batches: Iterable[Sequence[tuple[CanonicalEvent, Decision]]],
+        *,
+        on_result: Callable[[AppendResult], None] | None = None,
+    ) -> int:
+        """Append a stream of batches, each its own transaction exactly as :meth:`append` (records
+        only: dead letters and offsets go through ``append``). Returns the number of entries appended.
+
+        Pipelined: while batch k is inserted and committed on the helper thread, batch k+1 is
+        encoded and hashed here; the writer's chain and tree advance only when a commit succeeds.
+        A batch that hits a stored duplicate is redone through :meth:`append` (after the pipeline
+        drains), so the result is the same as calling ``append`` per batch. ``on_result`` gets each
+        batch's :class:`AppendResult` after its commit (and checkpoint, when one is due).
+        """
+        self._writable()
+        total = 0
+        pending: tuple[Future[None], _Encoded, Sequence[tuple[CanonicalEvent, Decision]]] | None = None
+
+        def finish(fut: Future[None], enc: _Encoded, batch: Sequence[tuple[CanonicalEvent, Decision]]) -> int:
+            try:
+                fut.result()
+            except _Conflict:
+                res = self.append(batch)  # redo with the stored duplicates looked up
+            else:
+                self._size, self._chain, self._tree = enc.seq, enc.chain, enc.tree
+                if self._upper is not None:
+                    self._upper.add(enc.new_nodes)
+                res = AppendResult(enc.appended, enc.duplicates, 0, self.maybe_checkpoint())
+            if on_result is not None:
+                on_result(res)
+            return len(res.appended)
+
+        pool = self._executor()
+        try:
+            for batch in batches:
+                if not batch:
+                    continue
+                if pending is None:
+                    base = (self._size, self._chain, self._tree)
+                else:
+                    prev = pending[1]
+                    base = (prev.seq, prev.chain, prev.tree)
+                enc = _encode_batch(batch, *base)
+                if pending is not None:
+                    total += finish(*pending)
+                    pending = None
+                    if self._size != enc.start or self._chain != enc.start_chain:
+                        # the previous batch was redone (duplicates): re-encode on the committed state
+                        enc = _encode_batch(batch, self._size, self._chain, self._tree)
+                pending = (pool.submit(self._commit_encoded, enc), enc, batch)
+            if pending is not None:
+                total += finish(*pending)
+                pending = None
+        finally:
+            if pending is not None:
+                wait([pending[0]])
+        return total
+
+    def _commit_encoded(self, enc: _Encoded) -> None:
+        """One transaction for an encoded batch (runs on the helper thread); ``_Conflict`` on a duplicate."""
+        con = self._con
+        now = datetime.now(UTC)
+        try:
+            con.begin()
+            for table in enc.tables:
+                _insert_arrow(con, table, _INSERT_ENTRIES, [enc.ingested_at])
+            if enc.new_nodes:
+                _insert_arrow(con, prepare_nodes(enc.new_nodes), "INSERT INTO nodes SELECT * FROM {t}")
+            if enc.alerts:
+                self._insert_alerts(enc.alerts, now)
+            con.commit()
+        except duckdb.ConstraintException as exc:
+            con.execute("ROLLBACK")
+            raise _Conflict(str(exc)) from exc
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise LedgerError(
+                f"ledger append of {len(enc.appended)} entries failed and was rolled back: {exc}"
+            ) from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _insert_small(
+        self,
+        fresh: Sequence[tuple[CanonicalEvent, Decision]],
+        seq: int,
+        now_s: str,
+        chain: bytes,
+        tree: CompactRange,
+        new_nodes: list[tuple[int, int, bytes]],
+        appended: list[tuple[int, str]],
+        alerts: list[tuple[int, str, list[int], str | None, list[str]]],
+    ) -> tuple[int, bytes]:
+        """Encode and insert a few entries as one parameterised ``VALUES`` insert (the gate's path)."""
+        if not fresh:
+            return seq, chain
+        prepared, chain = prepare_rows(fresh, seq, now_s, chain, tree, new_nodes)
+        self._con.execute(
+            _INSERT_ENTRIES_VALUES + ", ".join([ENTRY_VALUES_ROW] * len(prepared.rows)),
+            [v for row in prepared.rows for v in row],
+        )
+        appended += prepared.appended
+        alerts += prepared.alerts
+        return seq + len(fresh), chain
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -388,6 +580,14 @@ class Ledger:
     def _insert_alerts(
         self, alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime
     ) -> None:
+        if len(alerts) <= SMALL_APPEND:
+            row = "(nextval('alert_ids'), ?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
+            self._con.execute(
+                "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, "
+                "attempts, updated_at) VALUES " + ", ".join([row] * len(alerts)),
+                [v for a in alerts for v in (a[0], a[1], now, a[2], a[3], a[4], now)],
+            )
+            return
         t = pa.table(
             {
                 "seq": pa.array([a[0] for a in alerts], pa.int64()),

@@ -107,7 +107,8 @@ class Decision:
 
     @property
     def is_violation(self) -> bool:
-        return self.outcome == "deny"
+        """A detect-mode deny: a rail was broken. A gate-mode deny is an action stopped before it ran."""
+        return self.outcome == "deny" and self.mode == "detect"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,8 @@ the same ``Pipeline.process``, so a decision never depends on how an event arriv
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from core.config import Config
     from ledger import Checkpoint, Ledger
 
-__all__ = ["BatchSummary", "Pipeline"]
+__all__ = ["BatchSummary", "Evaluated", "LedgerReader", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,41 @@ class BatchSummary:
         )
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """A batch after ``Pipeline.evaluate``: decided, not yet appended."""
+
+    read: int
+    duplicates: int
+    records: tuple[tuple[CanonicalEvent, Decision], ...]
+    """(event, decision) of every new event, in order."""
+    dead: tuple[DeadLetter, ...]
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        return frozenset(e.event_id for e, _ in self.records)
+
+
+class LedgerReader:
+    """``Ledger.existing`` on a DuckDB cursor of its own: one thread may look up event ids while
+    another appends (a cursor sees committed transactions only)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._cursor = ledger.connection().cursor()
+
+    def __call__(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return set()
+        rows = self._cursor.execute(
+            "SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
 class Pipeline:
     """Evaluate and append batches; approval state is rebuilt from the ledger (event-sourced)."""
 
@@ -70,51 +106,70 @@ class Pipeline:
     def _rebuild_approvals(self) -> ApprovalBook:
         return ApprovalBook.rebuild(self.config, ((e.event, e.decision) for e in self.ledger.iter_records()))
 
-    def process(
+    def reader(self) -> LedgerReader:
+        """An ``existing`` for ``evaluate`` on a thread other than the one appending (see ``commit``)."""
+        return LedgerReader(self.ledger)
+
+    def rebuild_approvals(self) -> None:
+        """Re-derive the approval book from the ledger (after an append failed: the book saw a batch
+        the ledger did not record)."""
+        self.approvals = self._rebuild_approvals()
+
+    def evaluate(
         self,
         items: Iterable[CanonicalEvent | DeadLetter],
         *,
-        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None = None,
         mode: str = "detect",
-    ) -> BatchSummary:
-        """Evaluate the batch's new events in order and append them, its dead letters and ``offsets``
-        in one ledger transaction. Duplicates are filtered *before* evaluation, so a re-delivered
-        event can never consume an approval twice."""
-        summary = BatchSummary()
+        in_flight: AbstractSet[str] = frozenset(),
+        existing: Callable[[Iterable[str]], AbstractSet[str]] | None = None,
+    ) -> Evaluated:
+        """Stage one of ``process``: drop duplicates (within the batch, in ``in_flight`` — event ids
+        of an evaluated batch not yet known to be committed — and in the ledger, looked up with
+        ``existing``, default ``ledger.existing``), then decide the rest in order. Updates the
+        approval book: call ``commit`` with the result, or ``rebuild_approvals`` if it is dropped."""
+        read = duplicates = 0
         fresh: list[CanonicalEvent] = []
         dead: list[DeadLetter] = []
         seen: set[str] = set()
         for item in items:
-            summary.read += 1
+            read += 1
             if isinstance(item, DeadLetter):
                 dead.append(item)
-            elif item.event_id in seen:
-                summary.duplicates += 1
+            elif item.event_id in seen or item.event_id in in_flight:
+                duplicates += 1
             else:
                 seen.add(item.event_id)
                 fresh.append(item)
         if fresh:
-            already = self.ledger.existing(e.event_id for e in fresh)
+            # in_flight is checked before the ledger: an id committed in between is in one or the other
+            already = (existing or self.ledger.existing)(e.event_id for e in fresh)
             if already:
-                summary.duplicates += sum(1 for e in fresh if e.event_id in already)
+                duplicates += sum(1 for e in fresh if e.event_id in already)
                 fresh = [e for e in fresh if e.event_id not in already]
         decisions: Sequence[Decision] = (
             self.engine.evaluate(fresh, approvals=self.approvals, mode=mode)  # type: ignore[arg-type]
             if fresh
             else []
         )
-        try:
-            result = self.ledger.append(
-                list(zip(fresh, decisions, strict=True)), dead_letters=dead, offsets=offsets
-            )
-        except BaseException:
-            # The approval book already saw this batch; the ledger did not. Re-derive it from the
-            # ledger so an approval is never marked used by an event that was not recorded.
-            self.approvals = self._rebuild_approvals()
-            raise
-        by_id = {e.event_id: (e, d) for e, d in zip(fresh, decisions, strict=True)}
-        for seq, event_id in result.appended:
-            event, decision = by_id[event_id]
+        return Evaluated(read, duplicates, tuple(zip(fresh, decisions, strict=True)), tuple(dead))
+
+    def commit(
+        self,
+        batch: Evaluated,
+        *,
+        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None = None,
+    ) -> BatchSummary:
+        """Stage two of ``process``: append an evaluated batch, its dead letters and ``offsets`` in one
+        ledger transaction. Touches only the ledger (safe on a writer thread while the next batch is
+        evaluated); on failure the caller must ``rebuild_approvals`` before evaluating again."""
+        summary = BatchSummary(read=batch.read, duplicates=batch.duplicates)
+        result = self.ledger.append(list(batch.records), dead_letters=batch.dead, offsets=offsets)
+        if len(result.appended) == len(batch.records):
+            pairs: Iterable[tuple[CanonicalEvent, Decision]] = batch.records
+        else:  # the ledger skipped some (a concurrent writer?): match by id
+            by_id = {e.event_id: (e, d) for e, d in batch.records}
+            pairs = [by_id[event_id] for _seq, event_id in result.appended]
+        for (seq, _event_id), (event, decision) in zip(result.appended, pairs, strict=True):
             summary.entries.append((seq, event, decision))
             if decision.is_violation:
                 summary.violations += 1
@@ -126,3 +181,22 @@ class Pipeline:
             "batch read=%d appended=%d dead=%d", summary.read, summary.appended, summary.dead_lettered
         )
         return summary
+
+    def process(
+        self,
+        items: Iterable[CanonicalEvent | DeadLetter],
+        *,
+        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None = None,
+        mode: str = "detect",
+    ) -> BatchSummary:
+        """Evaluate the batch's new events in order and append them, its dead letters and ``offsets``
+        in one ledger transaction. Duplicates are filtered *before* evaluation, so a re-delivered
+        event can never consume an approval twice."""
+        batch = self.evaluate(items, mode=mode)
+        try:
+            return self.commit(batch, offsets=offsets)
+        except BaseException:
+            # The approval book already saw this batch; the ledger did not. Re-derive it from the
+            # ledger so an approval is never marked used by an event that was not recorded.
+            self.rebuild_approvals()
+            raise

@@ -24,7 +24,10 @@ def _v(value: Any) -> str:
 
 def print_attribution(a: dict[str, Any]) -> None:
     d = a["decision"]
-    verdict = "[bold red]VIOLATION[/]" if d["outcome"] == "deny" else "[bold green]allowed[/]"
+    if d["mode"] == "gate":
+        verdict = f"[bold]gate answered {d['gate']}[/] (proposed, not yet run)"
+    else:
+        verdict = "[bold red]VIOLATION[/]" if d["outcome"] == "deny" else "[bold green]allowed[/]"
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold", no_wrap=True)
     t.add_column()

@@ -36,7 +36,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
     from core.event import CanonicalEvent
     from ledger import Checkpoint
     from policy import Decision
-    from railbook.pipeline import BatchSummary, Pipeline
+    from railbook.pipeline import BatchSummary, Evaluated, Pipeline
 
 __all__ = ["DEFAULT_TOPICS", "OUTPUT_CURSOR", "ServeOptions", "ServeStats", "Server", "serve"]
 
@@ -109,6 +112,9 @@ class ServeOptions:
     back at once instead of waiting for the dead member's session to time out."""
     track_latency: bool = False
     """Record, per appended entry, milliseconds from the message's Kafka timestamp to the commit."""
+    evaluate_ahead: bool = True
+    """Evaluate batch N+1 while batch N is appended on the writer thread (``False``: only poll and
+    decode overlap the append; evaluation waits for it)."""
 
 
 @dataclass
@@ -157,6 +163,19 @@ class ServeStats:
             f"messages {self.messages} · appended {self.appended} · duplicates {self.duplicates} · "
             f"dead-lettered {self.dead_lettered} · violations {self.violations} · batches {self.batches}"
         )
+
+
+@dataclass
+class _InFlight:
+    """A batch handed to the writer thread: evaluated, being appended."""
+
+    future: Future[tuple[BatchSummary, float]]
+    """(summary, wall-clock time of the commit)."""
+    batch: Evaluated
+    offsets: dict[tuple[str, int], int]
+    dead: list[DeadLetter]
+    sent_ms: dict[str, int]
+    messages: int
 
 
 def _consumer(options: ServeOptions, topics: Sequence[str], listener: Any) -> Any:
@@ -249,6 +268,13 @@ class Server:
         self._pending_cursor = self._output_cursor
         self._last_flush = time.monotonic()
         self._idle_since = time.monotonic()
+        # the ledger's offsets of this group (what Kafka commits repeat); the writer thread updates it
+        self._offsets_lock = threading.Lock()
+        self._stored_offsets: dict[tuple[str, int], int] = {}
+        self._writer: ThreadPoolExecutor | None = None
+        self._inflight: _InFlight | None = None
+        self._existing: Callable[[Iterable[str]], AbstractSet[str]] | None = None
+        self._reader: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -268,6 +294,11 @@ class Server:
         if self._publisher is not None:
             self.ledger.on_checkpoint = self._publish_checkpoint
             self._republish_outputs()
+        stored = self.ledger.committed_offsets(self.options.group)
+        stored.pop(OUTPUT_CURSOR, None)
+        self._stored_offsets = stored
+        self._existing = self._open_reader() if self.options.evaluate_ahead else None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-serve-writer")
         logger.info(
             "serve started group=%s topics=%s tree_size=%d",
             self.options.group,
@@ -286,10 +317,13 @@ class Server:
                     self._process(records)
                     self._idle_since = time.monotonic()
                 else:
+                    self._drain()  # nothing new: finish the batch in flight
                     self._maybe_flush_outputs(force=False)
                 if self._done():
                     break
+            self._drain()
         finally:
+            self._abandon()
             self._shutdown()
             self.stats.seconds = time.monotonic() - t0
         logger.info("serve stopped %s", self.stats.line())
@@ -300,6 +334,22 @@ class Server:
         if o.max_messages is not None and self.stats.messages >= o.max_messages:
             return True
         return o.idle_exit is not None and time.monotonic() - self._idle_since >= o.idle_exit
+
+    def _abandon(self) -> None:
+        """After an error: wait for the writer to go quiet (its batch committed or rolled back)."""
+        pending, self._inflight = self._inflight, None
+        if pending is not None:
+            try:
+                self._after_commit(*self._finish(pending))
+            except Exception:
+                logger.warning("the batch in flight failed while stopping", exc_info=True)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        reader, self._reader = self._reader, None
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
     def _shutdown(self) -> None:
         consumer = self._consumer
@@ -346,6 +396,7 @@ class Server:
         # case that commit failed, so the next owner of these partitions starts where we stopped
         with self._seek_lock:
             self._needs_seek.difference_update(revoked)
+        self._wait_writer()  # the batch in flight may hold revoked partitions: commit after it
         self._commit_kafka([(tp.topic, tp.partition) for tp in revoked], blocking=False)
 
     def _seek_assigned(self) -> set[Any]:
@@ -356,6 +407,7 @@ class Server:
             return pending
         consumer = self._consumer
         assert consumer is not None
+        self._drain()  # the ledger's offsets, with the batch in flight
         stored = self.ledger.committed_offsets(self.options.group)
         for tp in pending:
             own = stored.get((tp.topic, tp.partition))
@@ -396,8 +448,8 @@ class Server:
         consumer = self._consumer
         if consumer is None:
             return
-        stored = self.ledger.committed_offsets(self.options.group)
-        stored.pop(OUTPUT_CURSOR, None)
+        with self._offsets_lock:
+            stored = dict(self._stored_offsets)
         if only is None:
             try:
                 only = [(tp.topic, tp.partition) for tp in consumer.assignment()]
@@ -417,14 +469,32 @@ class Server:
 
     # --- one batch ---------------------------------------------------------------------------------
 
+    # Two stages on two threads: the main thread polls, decodes and evaluates batch N+1 (Python)
+    # while the writer thread appends batch N (DuckDB, which releases the GIL). At most one batch
+    # is in flight. Approvals are sequential state: N+1 is evaluated after N, and duplicates are
+    # dropped before evaluation against N's ids (in flight) and then the ledger (committed). If
+    # N's append fails, the approval book (which saw N and N+1) is rebuilt from the ledger, N+1 is
+    # dropped and the error ends the run: a restart reads both again from the ledger's offsets.
+
+    def _open_reader(self) -> Callable[[Iterable[str]], AbstractSet[str]] | None:
+        """The pipeline's ``existing`` usable while the writer appends; ``None`` if it has none
+        (then a batch is evaluated only when nothing is in flight)."""
+        opener = getattr(self.pipeline, "reader", None)
+        if opener is None:
+            return None
+        self._reader = opener()
+        return self._reader  # type: ignore[no-any-return]
+
     def _process(self, records: dict[Any, list[Any]]) -> None:
         o = self.options
         now = time.monotonic()
         if self.stats.first_message_at is None:
             self.stats.first_message_at = now
         items: list[CanonicalEvent | DeadLetter] = []
+        dead: list[DeadLetter] = []
         offsets: dict[tuple[str, int], int] = {}
         sent_ms: dict[str, int] = {}
+        messages = 0
         for tp, msgs in records.items():
             for m in msgs:
                 decoded = decode_message(
@@ -437,39 +507,87 @@ class Server:
                     max_bytes=o.max_message_bytes,
                 )
                 items.extend(decoded)
-                if o.track_latency:
-                    for it in decoded:
-                        if not isinstance(it, DeadLetter):
-                            sent_ms[it.event_id] = m.timestamp
+                for it in decoded:
+                    if isinstance(it, DeadLetter):
+                        dead.append(it)
+                    elif o.track_latency:
+                        sent_ms[it.event_id] = m.timestamp
             if msgs:
                 offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
-                self.stats.messages += len(msgs)
+                messages += len(msgs)
+        self.stats.messages += messages
+        if self._existing is None:
+            self._drain()
+        pending = self._inflight
+        in_flight = pending.batch.event_ids if pending is not None else frozenset()
+        batch = self.pipeline.evaluate(items, in_flight=in_flight, existing=self._existing)
+        self._inflight = None
+        try:
+            done = self._finish(pending) if pending is not None else None
+        except BaseException:
+            self.pipeline.rebuild_approvals()  # it saw `pending` and `batch`; the ledger neither
+            raise
+        assert self._writer is not None
+        future = self._writer.submit(self._write, batch, offsets)
+        self._inflight = _InFlight(future, batch, offsets, dead, sent_ms, messages)
+        if done is not None:
+            self._after_commit(*done)
+
+    def _write(self, batch: Evaluated, offsets: dict[tuple[str, int], int]) -> tuple[BatchSummary, float]:
+        """On the writer thread: one ledger transaction with the batch, its offsets and the output
+        cursor."""
         group_offsets: dict[tuple[str, int], int] = dict(offsets)
         if self._publisher is None:
             self._output_cursor = self.ledger.size
         cursor = self._output_cursor
         if cursor != self._cursor_in_ledger:
             group_offsets[OUTPUT_CURSOR] = cursor
-        summary = self.pipeline.process(items, offsets={o.group: group_offsets})
+        summary = self.pipeline.commit(batch, offsets={self.options.group: group_offsets})
         committed = time.time()
         self._cursor_in_ledger = cursor
+        with self._offsets_lock:
+            self._stored_offsets.update(offsets)
         self.stats.last_commit_at = time.monotonic()
+        return summary, committed
+
+    def _wait_writer(self) -> None:
+        pending = self._inflight
+        if pending is not None:
+            wait_futures([pending.future])
+
+    def _finish(self, pending: _InFlight) -> tuple[_InFlight, BatchSummary, float]:
+        summary, committed = pending.future.result()
+        return pending, summary, committed
+
+    def _drain(self) -> None:
+        """Wait for the batch in flight and do what follows its commit (on the main thread)."""
+        pending, self._inflight = self._inflight, None
+        if pending is None:
+            return
+        try:
+            done = self._finish(pending)
+        except BaseException:
+            self.pipeline.rebuild_approvals()
+            raise
+        self._after_commit(*done)
+
+    def _after_commit(self, pending: _InFlight, summary: BatchSummary, committed: float) -> None:
+        o = self.options
         self.stats.add(summary)
-        dead = [it for it in items if isinstance(it, DeadLetter)]
-        for d in dead:
+        for d in pending.dead:
             self.stats.dead_letter_reasons[d.reason] = self.stats.dead_letter_reasons.get(d.reason, 0) + 1
             logger.info("dead letter where=%s reason=%s", d.where, d.reason)
         if o.track_latency:
             for _seq, ev, _dec in summary.entries:
-                ts = sent_ms.get(ev.event_id)
+                ts = pending.sent_ms.get(ev.event_id)
                 if ts is not None and ts >= 0:
                     self.stats.latencies_ms.append(committed * 1000 - ts)
         if self._publisher is not None:
-            self._publish_outputs(summary, dead)
-        self._commit_kafka(list(offsets))
+            self._publish_outputs(summary, pending.dead)
+        self._commit_kafka(list(pending.offsets))
         if self.on_batch is not None:
             self.on_batch(summary)
-        logger.debug("batch messages=%d %s", sum(len(v) for v in records.values()), summary.line())
+        logger.debug("batch messages=%d %s", pending.messages, summary.line())
 
     # --- outputs ------------------------------------------------------------------------------------
 

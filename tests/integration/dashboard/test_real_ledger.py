@@ -40,11 +40,11 @@ def test_sql_path_matches_the_fallback(config: Config, mode: Any) -> None:
         t = totals(reader)
         assert t.entries == 529
         scanned = reader.entries(limit=10_000)
-        assert t.violations == sum(1 for e in scanned if e.decision.outcome == "deny")
+        assert t.violations == sum(1 for e in scanned if e.decision.is_violation)
         per_day = daily_counts(reader)
         assert sum(d.count for d in per_day if d.rail is None) == 529
         assert sum(d.count for d in per_day if d.rail is not None) == sum(
-            len(e.decision.rails) for e in scanned if e.decision.outcome == "deny"
+            len(e.decision.rails) for e in scanned if e.decision.is_violation
         )
         assert "agent" in distinct_values(reader, "source")
         rows, _, more = fetch_violations(reader, ViolationFilter(severity="critical"), page_size=5)

@@ -66,6 +66,7 @@ class FakeReader:
         action: str | None = None,
         environment: str | None = None,
         outcome: str | None = None,
+        mode: str | None = None,
         rail: int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
@@ -85,6 +86,8 @@ class FakeReader:
             if actor is not None and not (self._m(e.actor.id, actor) or self._m(e.actor.on_behalf_of, actor)):
                 continue
             if kind is not None and e.actor.kind != kind:
+                continue
+            if mode is not None and d.mode != mode:
                 continue
             if action is not None and not self._m(e.action, action):
                 continue
@@ -141,7 +144,7 @@ class FakeReader:
     def stats(self) -> dict[str, Any]:
         return {
             "size": len(self.items),
-            "violations": sum(1 for x in self.items if x.decision.outcome == "deny"),
+            "violations": sum(1 for x in self.items if x.decision.is_violation),
         }
 
 

@@ -223,14 +223,15 @@ def test_evidence_answer_names_the_whole_chain(reader: FakeReader) -> None:
 
 def test_overview_counts_and_series(reader: FakeReader) -> None:
     ov = overview(reader, checkpoints=[], verification=None, days=30)
-    assert (ov.totals.entries, ov.totals.violations) == (len(reader.items), 4)
-    assert ov.open_violations == 4 and ov.checkpoint is None
+    # two detect-mode denies; the two gate-mode "ask" answers were stopped, not violations
+    assert (ov.totals.entries, ov.totals.violations) == (len(reader.items), 2)
+    assert ov.open_violations == 2 and ov.checkpoint is None
     assert {a.actor for a in ov.agents} == {"agent:claude-1", "claude[bot]"}
     by_rail = series_by(ov.daily, "rail")
-    assert sum(r["count"] for r in by_rail) == 5  # alter-prod counts for rail 1 and rail 3
+    assert sum(r["count"] for r in by_rail) == 3  # alter-prod counts for rail 1 and rail 3, push-1 for 4
     by_outcome = series_by(ov.daily, "outcome")
     assert sum(r["count"] for r in by_outcome) == len(reader.items)
-    assert {r["severity"] for r in series_by(ov.daily, "severity")} == {"critical", "high", "medium"}
+    assert {r["severity"] for r in series_by(ov.daily, "severity")} == {"critical", "medium"}
     with pytest.raises(ValueError):
         series_by(ov.daily, "colour")
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,7 +16,8 @@ from core.deadletter import DeadLetter
 from core.event import CanonicalEvent
 from ingest.kafka import Publisher
 from policy import Decision, Reason
-from railbook.pipeline import BatchSummary
+from core.errors import LedgerError
+from railbook.pipeline import BatchSummary, Evaluated
 from railbook.serve import OUTPUT_CURSOR, ServeOptions, Server
 from tests.unit.kafka.fakes import FakeProducer
 
@@ -140,34 +142,57 @@ ALLOW = Decision("allow", (), "v1")
 
 
 class FakePipeline:
-    """Dedupes by event id and appends in one 'transaction', like railbook.pipeline.Pipeline."""
+    """Dedupes by event id, evaluates, then appends in one 'transaction', like
+    railbook.pipeline.Pipeline (evaluate on the main thread, commit on serve's writer thread)."""
 
-    def __init__(self, ledger: FakeLedger) -> None:
+    def __init__(self, ledger: FakeLedger, *, fail_commit: int | None = None) -> None:
         self.ledger = ledger
         self.calls: list[tuple[list[Any], Any]] = []
+        self.evaluated: list[list[str]] = []
+        self.rebuilds = 0
+        self.fail_commit = fail_commit
+        """Raise on the commit with this index (0-based)."""
+        self.commits = 0
 
-    def process(self, items: Iterable[Any], *, offsets: Any = None) -> BatchSummary:
+    def evaluate(
+        self,
+        items: Iterable[Any],
+        *,
+        in_flight: AbstractSet[str] = frozenset(),
+        existing: Callable[[Iterable[str]], AbstractSet[str]] | None = None,
+    ) -> Evaluated:
         items = list(items)
-        self.calls.append((items, offsets))
-        s = BatchSummary(read=len(items))
-        have = {e.event_id for e, _ in self.ledger.entries}
+        self.calls.append((items, None))
+        have = {e.event_id for e, _ in self.ledger.entries} | set(in_flight)
         fresh = []
+        duplicates = 0
         for it in items:
             if isinstance(it, DeadLetter):
-                s.dead_lettered += 1
-            elif it.event_id in have:
-                s.duplicates += 1
+                continue
+            if it.event_id in have:
+                duplicates += 1
             else:
                 have.add(it.event_id)
                 fresh.append((it, DENY if it.resource.environment == "prod" else ALLOW))
-        dead = [it for it in items if isinstance(it, DeadLetter)]
+        self.evaluated.append([e.event_id for e, _ in fresh])
+        dead = tuple(it for it in items if isinstance(it, DeadLetter))
+        return Evaluated(len(items), duplicates, tuple(fresh), dead)
+
+    def commit(self, batch: Evaluated, *, offsets: Any = None) -> BatchSummary:
+        n, self.commits = self.commits, self.commits + 1
+        if n == self.fail_commit:
+            raise LedgerError("disk full (fake)")
+        s = BatchSummary(read=batch.read, duplicates=batch.duplicates, dead_lettered=len(batch.dead))
         start = self.ledger.size
-        self.ledger.append(fresh, dead_letters=dead, offsets=offsets)
-        for i, (ev, dec) in enumerate(fresh):
+        self.ledger.append(list(batch.records), dead_letters=batch.dead, offsets=offsets)
+        for i, (ev, dec) in enumerate(batch.records):
             s.entries.append((start + i, ev, dec))
             s.violations += dec.is_violation
-        s.appended = len(fresh)
+        s.appended = len(batch.records)
         return s
+
+    def rebuild_approvals(self) -> None:
+        self.rebuilds += 1
 
 
 def _events(make_event: CanonicalEvent, n: int) -> list[CanonicalEvent]:
@@ -313,8 +338,9 @@ def test_stop_finishes_the_batch_in_flight_then_returns(make_event: CanonicalEve
     server = _server(ledger, consumer, None, batch_size=5)
     server.on_batch = lambda _s: server.stop()  # a SIGTERM arriving during the first batch
     stats = server.run()
-    assert stats.batches == 1 and ledger.size == 5
-    assert ledger.offsets["g"][(TOPIC, 0)] == 5 and consumer.group[p0] == 5
+    # the batch being appended and the one already evaluated behind it are finished, no more
+    assert stats.batches in (1, 2) and ledger.size == 5 * stats.batches
+    assert ledger.offsets["g"][(TOPIC, 0)] == ledger.size and consumer.group[p0] == ledger.size
 
 
 @pytest.mark.parametrize("limit", [3, 7])
@@ -324,3 +350,58 @@ def test_max_messages_stops_after_that_many(make_event: CanonicalEvent, limit: i
     ledger = FakeLedger()
     stats = _server(ledger, consumer, None, batch_size=limit, max_messages=limit).run()
     assert stats.messages == limit and ledger.size == limit
+
+
+def test_a_failed_append_rebuilds_approvals_and_a_restart_loses_and_repeats_nothing(
+    make_event: CanonicalEvent,
+) -> None:
+    evs = _events(make_event, 12)
+    p0 = TopicPartition(TOPIC, 0)
+    log = [encode_event(e) for e in evs]
+    ledger = FakeLedger()
+    consumer = FakeConsumer({p0: log}, {})
+    server = _server(ledger, consumer, None, batch_size=4)
+    failing = FakePipeline(ledger, fail_commit=1)
+    server.pipeline = failing
+    with pytest.raises(LedgerError, match="disk full"):
+        _drain(server, consumer)
+    # batch 0 committed with its offsets; batch 1 rolled back; batch 2 (evaluated behind it) dropped
+    assert [e.event_id for e, _ in ledger.entries] == ["e0", "e1", "e2", "e3"]
+    assert ledger.offsets["g"][(TOPIC, 0)] == 4 and consumer.group.get(p0, 0) <= 4
+    assert failing.rebuilds == 1 and len(failing.evaluated) >= 2
+    # the restart starts from the ledger's offsets: every event exactly once
+    consumer2 = FakeConsumer({p0: log}, dict(consumer.group))
+    _drain(_server(ledger, consumer2, None, batch_size=4), consumer2)
+    assert [e.event_id for e, _ in ledger.entries] == [f"e{i}" for i in range(12)]
+    assert ledger.offsets["g"][(TOPIC, 0)] == 12
+
+
+def test_the_next_batch_is_evaluated_while_the_previous_one_is_appended(make_event: CanonicalEvent) -> None:
+    evs = _events(make_event, 12)
+    p0 = TopicPartition(TOPIC, 0)
+    ledger = FakeLedger()
+    consumer = FakeConsumer({p0: [encode_event(e) for e in evs]}, {})
+    server = _server(ledger, consumer, None, batch_size=4)
+    pipeline = server.pipeline
+    assert isinstance(pipeline, FakePipeline)
+    overlapped: list[bool] = []
+    gate = __import__("threading").Event()
+    real_commit, real_evaluate = pipeline.commit, pipeline.evaluate
+
+    def slow_commit(batch: Evaluated, *, offsets: Any = None) -> BatchSummary:
+        gate.wait(5)  # held until the main thread has evaluated the next batch
+        return real_commit(batch, offsets=offsets)
+
+    def evaluate(items: Iterable[Any], **kw: Any) -> Evaluated:
+        overlapped.append(server._inflight is not None)
+        out = real_evaluate(items, **kw)
+        if server._inflight is not None:
+            gate.set()
+        return out
+
+    pipeline.commit = slow_commit  # type: ignore[method-assign]
+    pipeline.evaluate = evaluate  # type: ignore[method-assign]
+    pipeline.reader = lambda: (lambda ids: set())  # type: ignore[attr-defined]
+    _drain(server, consumer)
+    assert overlapped[:3] == [False, True, True]
+    assert [e.event_id for e, _ in ledger.entries] == [f"e{i}" for i in range(12)]

@@ -1,0 +1,122 @@
+"""append_many (pipelined batches), the small-append path, ``existing`` and the upper-level cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import Config
+from ledger import Ledger, _query, merkle
+from ledger.entry import AppendResult
+from ledger.store import SMALL_APPEND
+from ledger.verify import verify_ledger
+from tests.unit.ledger.conftest import make_config, records
+
+
+def test_append_many_matches_append_per_batch(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=7)
+    got: list[AppendResult] = []
+    recs = records(40)
+    with Ledger.open(config) as led:
+        led.append(recs[:3])
+        batches = [recs[3:13], recs[10:20], [], recs[20:21], recs[21:40] + recs[21:23]]
+        n = led.append_many(batches, on_result=got.append)
+        assert n == 37
+        assert [len(r.appended) for r in got] == [10, 7, 1, 19]
+        assert got[1].duplicates == ["test:10", "test:11", "test:12"]  # stored: redone via append
+        assert got[3].duplicates == ["test:21", "test:22"]  # within the batch
+        assert [s for r in got for s, _ in r.appended] == list(range(3, 40))
+        assert any(r.checkpoint is not None for r in got)
+        assert led.size == 40
+        entries = list(led.iter_records())
+        assert [e.event.event_id for e in entries] == [f"test:{i}" for i in range(40)]
+        assert led.root_at(40) == merkle.root_hash([e.entry_bytes for e in entries])
+        led.append(records(2, start=40))  # state adopted correctly: later appends chain on
+        led.checkpoint()
+    report = verify_ledger(config)
+    assert report.ok, report.problems
+
+
+def test_append_many_large_batches_verify(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=5000)
+    recs = records(5000)
+    with Ledger.open(config) as led:
+        assert led.append_many(recs[k : k + 2100] for k in range(0, 5000, 2100)) == 5000
+        assert led.root_at(5000) == merkle.root_hash([e.entry_bytes for e in led.iter_records()])
+        led.checkpoint()
+    assert verify_ledger(config).ok
+
+
+@pytest.mark.parametrize("n", [1, 2, SMALL_APPEND, SMALL_APPEND + 1])
+def test_small_and_large_appends_store_the_same_columns(tmp_path: Path, n: int) -> None:
+    config = make_config(tmp_path)
+    recs = records(n)
+    with Ledger.open(config) as led:
+        for k in range(0, n, 1 if n <= 2 else n):
+            led.append(recs[k : k + (1 if n <= 2 else n)])
+        rows = (
+            led.connection()
+            .execute(
+                "SELECT seq, event_id, occurred_at, actor_id, rails, policies, approval_used "
+                "FROM entries ORDER BY seq"
+            )
+            .fetchall()
+        )
+        assert [r[1] for r in rows] == [f"test:{i}" for i in range(n)]
+        assert rows[1 % n][4] == ([1] if (1 % n) % 2 == 1 else [])
+        alerts = led.pending_alerts()
+        assert [a["event_id"] for a in alerts] == [f"test:{i}" for i in range(n) if i % 2 == 1]
+        led.checkpoint()
+    assert verify_ledger(config).ok
+
+
+def test_existing_small_and_large(ledger: Ledger) -> None:
+    ledger.append(records(300))
+    assert ledger.existing(["test:3", "nope", "test:3"]) == {"test:3"}
+    many = [f"test:{i}" for i in range(0, 600, 2)]
+    assert ledger.existing(many) == {f"test:{i}" for i in range(0, 300, 2)}
+    assert ledger.existing([]) == set()
+
+
+def _cfg_big(tmp_path: Path) -> Config:
+    return make_config(tmp_path, checkpoint_every=100_000)
+
+
+def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path) -> None:
+    config = _cfg_big(tmp_path)
+    n = 4096 * 2 + 77  # two complete level-12 nodes and one level-13 node
+    with Ledger.open(config) as led:
+        led.append(records(3000))
+        assert led._upper is None  # loaded lazily, by the first proof or root
+        led.root_at(3000)
+        assert led._upper is not None and len(led._upper) == 0
+        led.append(records(n - 3000, start=3000))  # cache extended by the writer
+        assert len(led._upper) == 3
+        writer_proofs = [led.inclusion_proof(i, n) for i in (0, 4095, 4096, n - 1)]
+        writer_cons = led.consistency_proof(5000, n)
+        led.checkpoint()
+    with Ledger.open(config, read_only=True) as ro:
+        ro.root_at(n)
+        assert ro._upper is not None and len(ro._upper) == 3  # loaded by the first proof
+        uncached = lambda ids: [_query.fetch_nodes(ro.connection(), ids)[x] for x in ids]  # noqa: E731
+        from ledger.proofs import consistency_proof_at, inclusion_proof_at
+
+        for i, p in zip((0, 4095, 4096, n - 1), writer_proofs, strict=True):
+            assert ro.inclusion_proof(i, n) == p == inclusion_proof_at(i, n, uncached)
+        assert ro.consistency_proof(5000, n) == writer_cons == consistency_proof_at(5000, n, uncached)
+
+
+def test_tampered_upper_node_fails_verify_despite_the_cache(tmp_path: Path) -> None:
+    config = _cfg_big(tmp_path)
+    with Ledger.open(config) as led:
+        led.append(records(4096 + 10))
+        led.checkpoint()
+        good = led.inclusion_proof(4100, 4096 + 10)  # uses the level-12 node [0, 4096)
+        # tamper while the writer holds the good node in memory
+        led.connection().execute("UPDATE nodes SET hash = ? WHERE level = 12", [b"\x00" * 32])
+        assert led._upper is not None and len(led._upper) == 1
+        assert led.inclusion_proof(4100, 4096 + 10) == good  # served from memory: the cache is not verify
+    report = verify_ledger(config)
+    assert not report.ok
+    assert report.problems
