@@ -3,7 +3,8 @@
 Targets (issue 4, "Speed"):
 
 - append >= 50% of the raw rate of SHA-256 plus a DuckDB insert of ready-made entry bytes, one
-  commit per batch, measured in the same run on the same kind of connection (``_raw_reference``);
+  commit per batch, measured in the same run on the same kind of connection (``_raw_reference``),
+  before and after the appends; the faster of the two is the reference (the stricter comparison);
 - full verification >= 200k entries/s;
 - inclusion and consistency proofs < 5 ms at 10M entries (p99 over random leaves and sizes), also
   reported at the size actually appended;
@@ -267,7 +268,7 @@ def _run(n: int, batch: int, base: Path, synthetic_size: int, samples: int, say:
     ref["raw_sha256_per_s"] = int(len(sample) * 5 / (time.perf_counter() - t))
     ref_n = min(n, 500_000)
     ref["hash_insert_entries"] = ref_n
-    ref["hash_insert_per_s"] = int(_raw_reference(sample, ref_n, batch, base / "raw.duckdb"))
+    before = int(_raw_reference(sample, ref_n, batch, base / "raw.duckdb"))
     (base / "raw.duckdb").unlink()
     res["reference"] = ref
     # --- append ----------------------------------------------------------------------------------
@@ -303,6 +304,13 @@ def _run(n: int, batch: int, base: Path, synthetic_size: int, samples: int, say:
         "rss_mb_at_size": rss,
         "ledger_file_mb": round((base / "ledger.duckdb").stat().st_size / 1e6, 1),
     }
+    # the reference again after the appends: on a shared machine one run of it can land in a load
+    # spike; the faster of the two (the stricter comparison) is the one the target uses
+    say("reference again, after the appends")
+    after = int(_raw_reference(sample, ref_n, batch, base / "raw.duckdb"))
+    (base / "raw.duckdb").unlink()
+    ref["hash_insert_per_s_before_after"] = [before, after]
+    ref["hash_insert_per_s"] = max(before, after)
     append["vs_reference"] = round(append["per_s"] / ref["hash_insert_per_s"], 3)
     res["append"] = append
     # --- verify ----------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class ServeOptions:
     namespace: str = ""
     """Prefix of the default input topics and of every output topic (``team-a.`` →
     ``team-a.railbook.events``, ``team-a.railbook.decisions``, …)."""
-    batch_size: int = 2000
+    batch_size: int = 5000
     """Most messages per poll, i.e. per ledger transaction."""
     poll_timeout: float = 0.5
     """Seconds a poll waits for data (also how fast a stop request is noticed)."""

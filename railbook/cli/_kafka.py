@@ -204,7 +204,7 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
     metavar="TOPIC[,TOPIC…]",
     help="Topics to consume (default: railbook.events and every railbook.raw.<source>).",
 )
-@click.option("--batch-size", default=2000, show_default=True, help="Most messages per ledger transaction.")
+@click.option("--batch-size", default=5000, show_default=True, help="Most messages per ledger transaction.")
 @click.option(
     "--max-message-bytes",
     default=4 << 20,
@@ -230,6 +230,12 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="Static group membership: a restarted serve with the same id gets its partitions back at once.",
 )
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for the broker.")
+@click.option(
+    "--evaluate-ahead/--no-evaluate-ahead",
+    default=True,
+    show_default=True,
+    help="Evaluate the next batch while the previous one is appended (two threads).",
+)
 @json_option
 @pass_ctx
 @handle_errors
@@ -246,6 +252,7 @@ def serve(
     max_messages: int | None,
     instance_id: str | None,
     connect_timeout: float,
+    evaluate_ahead: bool,
     as_json: bool,
 ) -> None:
     """Consume Kafka into the ledger, exactly once, as a consumer-group member.
@@ -277,6 +284,7 @@ def serve(
         max_messages=max_messages,
         instance_id=instance_id or config.kafka.get("instance_id"),
         connect_timeout=connect_timeout,
+        evaluate_ahead=evaluate_ahead,
     )
     last = [time.monotonic()]
 

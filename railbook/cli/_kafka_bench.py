@@ -260,7 +260,7 @@ def _pct(values: list[float], q: float) -> float:
 @click.option("--events", "n", default=200_000, show_default=True, help="Events in the mixed stream.")
 @click.option("--partitions", default=3, show_default=True, help="Partitions of the benchmark topic.")
 @click.option(
-    "--batch-size", default=2000, show_default=True, help="serve's messages per ledger transaction."
+    "--batch-size", default=5000, show_default=True, help="serve's messages per ledger transaction."
 )
 @click.option(
     "--with-outputs", is_flag=True, help="Let serve publish decisions/violations (off: ledger only)."

@@ -22,7 +22,7 @@ def test_cluster_ids_are_kafka_uuid_text() -> None:
 
 
 def test_fetch_without_maven_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kb.shutil, "which", lambda _name: None)
+    monkeypatch.setattr("shutil.which", lambda _name: None)
     with pytest.raises(KafkaError, match=r"'mvn' \(Apache Maven\) is not on PATH.*RAILBOOK_KAFKA_LIBS"):
         kb.fetch_jars(tmp_path / "libs")
 
@@ -32,7 +32,7 @@ def test_fetch_is_skipped_when_the_cache_is_complete(tmp_path: Path, monkeypatch
     libs.mkdir()
     (libs / "kafka_2.13-4.3.1.jar").write_bytes(b"")
     (libs / ".fetched").write_text("ok\n")
-    monkeypatch.setattr(kb.shutil, "which", lambda _name: pytest.fail("maven must not run"))
+    monkeypatch.setattr("shutil.which", lambda _name: pytest.fail("maven must not run"))
     assert kb.fetch_jars(libs) == libs
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -93,7 +93,7 @@ class _Normaliser:
         self.calls.append((data, kwargs))
         if isinstance(self.result, BaseException):
             raise self.result
-        return iter(self.result)
+        return iter(cast("list[CanonicalEvent | DeadLetter]", self.result))
 
 
 def test_raw_topics_go_through_the_sources_adapter_with_the_message_origin(

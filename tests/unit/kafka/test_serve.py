@@ -13,10 +13,10 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from core.avro import encode_event
 from core.deadletter import DeadLetter
+from core.errors import LedgerError
 from core.event import CanonicalEvent
 from ingest.kafka import Publisher
 from policy import Decision, Reason
-from core.errors import LedgerError
 from railbook.pipeline import BatchSummary, Evaluated
 from railbook.serve import OUTPUT_CURSOR, ServeOptions, Server
 from tests.unit.kafka.fakes import FakeProducer
@@ -362,7 +362,7 @@ def test_a_failed_append_rebuilds_approvals_and_a_restart_loses_and_repeats_noth
     consumer = FakeConsumer({p0: log}, {})
     server = _server(ledger, consumer, None, batch_size=4)
     failing = FakePipeline(ledger, fail_commit=1)
-    server.pipeline = failing
+    server.pipeline = failing  # type: ignore[assignment]
     with pytest.raises(LedgerError, match="disk full"):
         _drain(server, consumer)
     # batch 0 committed with its offsets; batch 1 rolled back; batch 2 (evaluated behind it) dropped
@@ -399,9 +399,9 @@ def test_the_next_batch_is_evaluated_while_the_previous_one_is_appended(make_eve
             gate.set()
         return out
 
-    pipeline.commit = slow_commit  # type: ignore[method-assign]
-    pipeline.evaluate = evaluate  # type: ignore[method-assign]
-    pipeline.reader = lambda: (lambda ids: set())  # type: ignore[attr-defined]
+    pipeline.commit = slow_commit
+    pipeline.evaluate = evaluate
+    pipeline.reader = lambda: (lambda ids: set())
     _drain(server, consumer)
     assert overlapped[:3] == [False, True, True]
     assert [e.event_id for e, _ in ledger.entries] == [f"e{i}" for i in range(12)]
