@@ -1,11 +1,12 @@
 """``railbook serve``: consume Kafka as a consumer-group member, exactly once into the ledger.
 
-The loop (one thread)::
+The loop (one thread; two with ``evaluate_ahead``, see ``Server._process``)::
 
     poll a batch ─► decode each message (events topic: Avro; raw topics: the source's adapter;
                     anything undecodable: a DeadLetter naming kafka:<topic>/<partition>@<offset>)
-              ─► Pipeline.process(items, offsets={group: {(topic, partition): next offset}})
-                    = dedupe + Cedar + ledger append + dead letters + offsets, ONE DuckDB transaction
+              ─► Pipeline.evaluate(items) = dedupe + Cedar (in order: approvals are state)
+              ─► Pipeline.commit(batch, offsets={group: {(topic, partition): next offset}})
+                    = ledger append + dead letters + offsets, ONE DuckDB transaction
               ─► publish decisions / violations / dead letters / checkpoints (after the commit)
               ─► commit the same offsets to Kafka (lag monitoring, hand-over between ledgers)
 
@@ -112,9 +113,10 @@ class ServeOptions:
     back at once instead of waiting for the dead member's session to time out."""
     track_latency: bool = False
     """Record, per appended entry, milliseconds from the message's Kafka timestamp to the commit."""
-    evaluate_ahead: bool = True
-    """Evaluate batch N+1 while batch N is appended on the writer thread (``False``: only poll and
-    decode overlap the append; evaluation waits for it)."""
+    evaluate_ahead: bool = False
+    """Two stages on two threads: evaluate batch N+1 while batch N is appended on a writer thread.
+    Off by default: on the 2-core benchmark machine it gave no measurable throughput (the process
+    is GIL-bound; DuckDB's GIL-free share of a batch is small) and ~70-100 ms more p50 latency."""
 
 
 @dataclass
@@ -198,6 +200,9 @@ def _consumer(options: ServeOptions, topics: Sequence[str], listener: Any) -> An
             heartbeat_interval_ms=3_000,
             bootstrap_timeout_ms=int(options.connect_timeout * 1000),
             request_timeout_ms=30_000,
+            # a topic created just before (or while) serve joins has no metadata yet and gets no
+            # partitions until the next refresh: refresh every 10 s, not kafka-python's 5 min
+            metadata_max_age_ms=10_000,
             group_instance_id=options.instance_id,
         )
         consumer.subscribe(list(topics), listener=listener)
@@ -297,8 +302,9 @@ class Server:
         stored = self.ledger.committed_offsets(self.options.group)
         stored.pop(OUTPUT_CURSOR, None)
         self._stored_offsets = stored
-        self._existing = self._open_reader() if self.options.evaluate_ahead else None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-serve-writer")
+        if self.options.evaluate_ahead:
+            self._existing = self._open_reader()
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-serve-writer")
         logger.info(
             "serve started group=%s topics=%s tree_size=%d",
             self.options.group,
@@ -517,7 +523,7 @@ class Server:
                 messages += len(msgs)
         self.stats.messages += messages
         if self._existing is None:
-            self._drain()
+            self._drain()  # no lookup that is safe beside the writer: evaluate after its commit
         pending = self._inflight
         in_flight = pending.batch.event_ids if pending is not None else frozenset()
         batch = self.pipeline.evaluate(items, in_flight=in_flight, existing=self._existing)
@@ -527,11 +533,19 @@ class Server:
         except BaseException:
             self.pipeline.rebuild_approvals()  # it saw `pending` and `batch`; the ledger neither
             raise
-        assert self._writer is not None
-        future = self._writer.submit(self._write, batch, offsets)
+        if self._writer is not None:
+            future = self._writer.submit(self._write, batch, offsets)
+        else:  # one stage: append now, on this thread
+            future = Future()
+            try:
+                future.set_result(self._write(batch, offsets))
+            except BaseException as exc:
+                future.set_exception(exc)
         self._inflight = _InFlight(future, batch, offsets, dead, sent_ms, messages)
         if done is not None:
             self._after_commit(*done)
+        if self._writer is None:
+            self._drain()
 
     def _write(self, batch: Evaluated, offsets: dict[tuple[str, int], int]) -> tuple[BatchSummary, float]:
         """On the writer thread: one ledger transaction with the batch, its offsets and the output

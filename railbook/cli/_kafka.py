@@ -232,7 +232,7 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for the broker.")
 @click.option(
     "--evaluate-ahead/--no-evaluate-ahead",
-    default=True,
+    default=False,
     show_default=True,
     help="Evaluate the next batch while the previous one is appended (two threads).",
 )

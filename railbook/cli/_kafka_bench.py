@@ -265,6 +265,12 @@ def _pct(values: list[float], q: float) -> float:
 @click.option(
     "--with-outputs", is_flag=True, help="Let serve publish decisions/violations (off: ledger only)."
 )
+@click.option(
+    "--evaluate-ahead/--no-evaluate-ahead",
+    default=False,
+    show_default=True,
+    help="serve evaluates the next batch while the previous one is appended.",
+)
 @click.option("--rate", default=1000, show_default=True, help="Events/s for the latency phase.")
 @click.option("--latency-seconds", default=10.0, show_default=True, help="Length of the latency phase.")
 @click.option(
@@ -280,6 +286,7 @@ def bench_kafka(
     partitions: int,
     batch_size: int,
     with_outputs: bool,
+    evaluate_ahead: bool,
     rate: int,
     latency_seconds: float,
     out: str | None,
@@ -312,6 +319,7 @@ def bench_kafka(
         "partitions": partitions,
         "batch_size": batch_size,
         "with_outputs": with_outputs,
+        "evaluate_ahead": evaluate_ahead,
         "bootstrap": bootstrap,
     }
     try:
@@ -341,6 +349,7 @@ def bench_kafka(
                 topics=(topic,),
                 batch_size=batch_size,
                 publish_outputs=with_outputs,
+                evaluate_ahead=evaluate_ahead,
                 max_messages=n,
                 idle_exit=60.0,
             )
@@ -357,7 +366,16 @@ def bench_kafka(
             err_console.print(f"latency: {rate} events/s for {latency_seconds:g}s …")
             results.update(
                 _latency(
-                    ctx, workdir, bootstrap, lat_topic, run, rate, latency_seconds, batch_size, with_outputs
+                    ctx,
+                    workdir,
+                    bootstrap,
+                    lat_topic,
+                    run,
+                    rate,
+                    latency_seconds,
+                    batch_size,
+                    with_outputs,
+                    evaluate_ahead,
                 )
             )
     finally:
@@ -390,6 +408,7 @@ def _latency(
     seconds: float,
     batch_size: int,
     with_outputs: bool,
+    evaluate_ahead: bool,
 ) -> dict[str, Any]:
     opts = ServeOptions(
         bootstrap,
@@ -397,6 +416,7 @@ def _latency(
         topics=(topic,),
         batch_size=batch_size,
         publish_outputs=with_outputs,
+        evaluate_ahead=evaluate_ahead,
         track_latency=True,
         poll_timeout=0.2,
     )

@@ -27,8 +27,9 @@ TRIALS = int(os.environ.get("RAILBOOK_SIGKILL_TRIALS", "5"))
 EVENTS = int(os.environ.get("RAILBOOK_SIGKILL_EVENTS", "8000"))
 
 
+@pytest.mark.parametrize("mode", ["--no-evaluate-ahead", "--evaluate-ahead"])
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(
-    kafka_broker: str, kafka_ns: str, tmp_path: Path
+    kafka_broker: str, kafka_ns: str, tmp_path: Path, mode: str
 ) -> None:
     rng = random.Random(int(os.environ.get("RAILBOOK_SIGKILL_SEED", str(time.time_ns()))))
     topic = f"{kafka_ns}railbook.events"
@@ -52,6 +53,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             "100",
             "--instance-id",
             "serve-1",
+            mode,
         )
         # wait until it consumes (imports, policy pack, ledger, group join take a few seconds on a
         # busy machine), then kill it at a random point of its consumption
@@ -87,6 +89,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         "4",
         "--instance-id",
         "serve-1",
+        mode,
     )
     ids = ledger_event_ids(ledger)
     assert len(ids) == len(set(ids)) == EVENTS, (len(ids), len(set(ids)), doc, sizes)

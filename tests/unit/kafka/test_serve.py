@@ -352,23 +352,25 @@ def test_max_messages_stops_after_that_many(make_event: CanonicalEvent, limit: i
     assert stats.messages == limit and ledger.size == limit
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 def test_a_failed_append_rebuilds_approvals_and_a_restart_loses_and_repeats_nothing(
-    make_event: CanonicalEvent,
+    make_event: CanonicalEvent, ahead: bool
 ) -> None:
     evs = _events(make_event, 12)
     p0 = TopicPartition(TOPIC, 0)
     log = [encode_event(e) for e in evs]
     ledger = FakeLedger()
     consumer = FakeConsumer({p0: log}, {})
-    server = _server(ledger, consumer, None, batch_size=4)
+    server = _server(ledger, consumer, None, batch_size=4, evaluate_ahead=ahead)
     failing = FakePipeline(ledger, fail_commit=1)
+    failing.reader = lambda: lambda ids: set()  # type: ignore[attr-defined]
     server.pipeline = failing  # type: ignore[assignment]
     with pytest.raises(LedgerError, match="disk full"):
         _drain(server, consumer)
     # batch 0 committed with its offsets; batch 1 rolled back; batch 2 (evaluated behind it) dropped
     assert [e.event_id for e, _ in ledger.entries] == ["e0", "e1", "e2", "e3"]
     assert ledger.offsets["g"][(TOPIC, 0)] == 4 and consumer.group.get(p0, 0) <= 4
-    assert failing.rebuilds == 1 and len(failing.evaluated) >= 2
+    assert failing.rebuilds == 1 and len(failing.evaluated) == (3 if ahead else 2)
     # the restart starts from the ledger's offsets: every event exactly once
     consumer2 = FakeConsumer({p0: log}, dict(consumer.group))
     _drain(_server(ledger, consumer2, None, batch_size=4), consumer2)
@@ -381,7 +383,7 @@ def test_the_next_batch_is_evaluated_while_the_previous_one_is_appended(make_eve
     p0 = TopicPartition(TOPIC, 0)
     ledger = FakeLedger()
     consumer = FakeConsumer({p0: [encode_event(e) for e in evs]}, {})
-    server = _server(ledger, consumer, None, batch_size=4)
+    server = _server(ledger, consumer, None, batch_size=4, evaluate_ahead=True)
     pipeline = server.pipeline
     assert isinstance(pipeline, FakePipeline)
     overlapped: list[bool] = []
@@ -401,7 +403,7 @@ def test_the_next_batch_is_evaluated_while_the_previous_one_is_appended(make_eve
 
     pipeline.commit = slow_commit
     pipeline.evaluate = evaluate
-    pipeline.reader = lambda: (lambda ids: set())
+    pipeline.reader = lambda: lambda ids: set()
     _drain(server, consumer)
     assert overlapped[:3] == [False, True, True]
     assert [e.event_id for e, _ in ledger.entries] == [f"e{i}" for i in range(12)]
