@@ -11,7 +11,7 @@ from ledger.entry import AppendResult, DeadLetterRow, Entry
 from ledger.evidence import EvidenceReport, build_evidence, prove, verify_evidence
 from ledger.keys import keygen
 from ledger.segments import SegmentReader
-from ledger.store import Ledger
+from ledger.store import ExistingLookup, Ledger
 from ledger.verify import Problem, VerifyReport, verify_ledger
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "DeadLetterRow",
     "Entry",
     "EvidenceReport",
+    "ExistingLookup",
     "Ledger",
     "Problem",
     "SegmentReader",

@@ -215,6 +215,31 @@ def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
         raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
 
 
+def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> set[str]:
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    if len(ids) <= _SMALL_EXISTING:
+        marks = ", ".join("?" * len(ids))
+        sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
+        return {r[0] for r in con.execute(sql, ids).fetchall()}
+    rows = con.execute("SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]).fetchall()
+    return {r[0] for r in rows}
+
+
+class ExistingLookup:
+    """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+
+    def __call__(self, event_ids: Iterable[str]) -> set[str]:
+        return _existing(self._cursor, event_ids)
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
 class Ledger:
     """The append-only, Merkle-tree ledger. Use ``Ledger.open(config)``; a context manager."""
 
@@ -356,17 +381,12 @@ class Ledger:
 
     def existing(self, event_ids: Iterable[str]) -> set[str]:
         """Which of ``event_ids`` are already in the ledger."""
-        ids = list(dict.fromkeys(event_ids))
-        if not ids:
-            return set()
-        if len(ids) <= _SMALL_EXISTING:
-            marks = ", ".join("?" * len(ids))
-            sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
-            return {r[0] for r in self._con.execute(sql, ids).fetchall()}
-        rows = self._con.execute(
-            "SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]
-        ).fetchall()
-        return {r[0] for r in rows}
+        return _existing(self._con, event_ids)
+
+    def existing_lookup(self) -> ExistingLookup:
+        """``existing`` on a DuckDB cursor of its own, for a thread other than the one appending
+        (a cursor sees committed transactions only). Close it when done."""
+        return ExistingLookup(self._con.cursor())
 
     def append(
         self,

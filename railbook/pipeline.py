@@ -18,9 +18,9 @@ from policy import ApprovalBook, Decision, PolicyEngine
 
 if TYPE_CHECKING:
     from core.config import Config
-    from ledger import Checkpoint, Ledger
+    from ledger import Checkpoint, ExistingLookup, Ledger
 
-__all__ = ["BatchSummary", "Evaluated", "LedgerReader", "Pipeline"]
+__all__ = ["BatchSummary", "Evaluated", "Pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +74,6 @@ class Evaluated:
         return frozenset(e.event_id for e, _ in self.records)
 
 
-class LedgerReader:
-    """``Ledger.existing`` on a DuckDB cursor of its own: one thread may look up event ids while
-    another appends (a cursor sees committed transactions only)."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._cursor = ledger.connection().cursor()
-
-    def __call__(self, event_ids: Iterable[str]) -> set[str]:
-        ids = list(dict.fromkeys(event_ids))
-        if not ids:
-            return set()
-        rows = self._cursor.execute(
-            "SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def close(self) -> None:
-        self._cursor.close()
-
-
 class Pipeline:
     """Evaluate and append batches; approval state is rebuilt from the ledger (event-sourced)."""
 
@@ -106,9 +86,9 @@ class Pipeline:
     def _rebuild_approvals(self) -> ApprovalBook:
         return ApprovalBook.rebuild(self.config, ((e.event, e.decision) for e in self.ledger.iter_records()))
 
-    def reader(self) -> LedgerReader:
+    def reader(self) -> ExistingLookup:
         """An ``existing`` for ``evaluate`` on a thread other than the one appending (see ``commit``)."""
-        return LedgerReader(self.ledger)
+        return self.ledger.existing_lookup()
 
     def rebuild_approvals(self) -> None:
         """Re-derive the approval book from the ledger (after an append failed: the book saw a batch
