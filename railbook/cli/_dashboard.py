@@ -138,4 +138,3 @@ def bench_dashboard(entries: int, workdir: str | None, budget: float, out: str |
     console.print(f"results: {path}")
     if not results["all_within_budget"]:
         sys.exit(1)
-

@@ -8,6 +8,7 @@ hook then fails closed or open by ``[gate]``); a 4xx is ``GateRequestError`` car
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import httpx
@@ -18,6 +19,13 @@ from railbook.gate._errors import GateRequestError, GateUnreachableError
 __all__ = ["GateClient"]
 
 logger = logging.getLogger(__name__)
+
+
+def nodelay_transport() -> httpx.HTTPTransport:
+    """A transport with TCP_NODELAY: httpx writes a POST's headers and body separately, and on a
+    kept-alive connection Nagle's algorithm holds the body back until the server's delayed ACK
+    (~40 ms on Linux) — measured as 56 ms per gate request instead of 12 ms."""
+    return httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
 
 
 class GateClient:
@@ -33,7 +41,9 @@ class GateClient:
     ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport or nodelay_transport()
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -178,7 +178,10 @@ class Service:
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
+        # the socket says it is TCP. Without it, Nagle holds back the second write of every response
+        # on a kept-alive connection until the client's delayed ACK: +40 ms per request (measured).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
@@ -278,4 +281,3 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

@@ -25,9 +25,7 @@ from railbook.service.writer import Writer
 
 pytestmark = pytest.mark.integration
 
-DOCS = (
-    Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
-)
+DOCS = Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
 DROP = "psql -h staging-db.internal -d app -c 'DROP TABLE users'"
 
 TOKENS = {

@@ -20,9 +20,7 @@ from railbook.gate import (
     run_hook,
 )
 
-DOCS = (
-    Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
-)
+DOCS = Path(__file__).resolve().parents[2] / "assets" / "agent-hooks" / "claude-code-doc-examples"
 REASON = Reason(
     "rail3-destructive-without-approval", 3, "high", "A destructive action ran without a valid approval"
 )

@@ -17,7 +17,6 @@ VECTORS = FIXTURES / "rfc6962-vectors.transparency-dev.json"
 TESTDATA = FIXTURES / "transparency-dev-merkle-testdata"
 
 
-
 def needs_fixtures(fn):  # type: ignore[no-untyped-def]
     """The vectors are committed test assets: a missing file is a failure, not a skip."""
     assert VECTORS.exists() and TESTDATA.is_dir(), f"Merkle test vectors missing under {FIXTURES}"
