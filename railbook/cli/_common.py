@@ -88,3 +88,14 @@ class _TimeParam(click.ParamType[datetime]):
 
 #: an RFC 3339 timestamp flag (``--since``/``--until``), parsed to an aware UTC datetime
 TIME = _TimeParam()
+
+
+def read_input(name: str) -> bytes:
+    """The bytes of FILE, or of stdin for ``-``; an unreadable file is a usage-level error naming it."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(name, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {name!r}: {exc.strerror}") from exc

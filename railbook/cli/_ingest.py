@@ -22,6 +22,7 @@ from railbook.cli._common import (
     json_option,
     pass_ctx,
     print_json,
+    read_input,
 )
 from railbook.pipeline import BatchSummary
 from railbook.wiring import open_pipeline, open_reader
@@ -42,16 +43,6 @@ def _batches(
             batch = []
     if batch:
         yield batch
-
-
-def _read_input(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(name, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {name!r}: {exc.strerror}") from exc
 
 
 @main.command()
@@ -98,7 +89,7 @@ def ingest(ctx: CliContext, files: tuple[str, ...], source: str, batch_size: int
         ) as progress,
     ):
         for name in files:
-            data = _read_input(name)
+            data = read_input(name)
             origin = "stdin" if name == "-" else name
             task = progress.add_task(origin, total=None)
             items = normalise_bytes(

@@ -14,7 +14,15 @@ import click
 from core.deadletter import DeadLetter
 from ingest.kafka import RAW_SOURCES, Publisher
 from railbook.cli import main
-from railbook.cli._common import CliContext, err_console, handle_errors, json_option, pass_ctx, print_json
+from railbook.cli._common import (
+    CliContext,
+    err_console,
+    handle_errors,
+    json_option,
+    pass_ctx,
+    print_json,
+    read_input,
+)
 from railbook.serve import ServeOptions, Server, ServeStats
 
 #: dead letters shown one by one before only counting
@@ -45,16 +53,6 @@ def kafka_option(fn: Any) -> Any:
         metavar="HOST:PORT",
         help="Kafka bootstrap servers (env RAILBOOK_KAFKA; default [kafka] bootstrap in railbook.toml).",
     )(fn)
-
-
-def _read(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(name, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {name!r}: {exc.strerror}") from exc
 
 
 def raw_records(data: bytes, source: str) -> Iterator[bytes]:
@@ -145,7 +143,7 @@ def publish(
     reasons: dict[str, int] = {}
     with Publisher(server, topic=topic, namespace=namespace, connect_timeout=connect_timeout) as pub:
         for name in files:
-            data = _read(name)
+            data = read_input(name)
             origin = "stdin" if name == "-" else name
             if raw:
                 for record in raw_records(data, source):
