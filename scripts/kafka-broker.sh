@@ -24,7 +24,12 @@ case "$cmd" in
     if [ -f "$LIBS/.fetched" ] && compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
       echo "$LIBS (cached)"; exit 0
     fi
-    command -v mvn >/dev/null || { echo "kafka-broker: 'mvn' not found; install Apache Maven" >&2; exit 1; }
+    if ! command -v mvn >/dev/null && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+      # A fresh machine with only Python, make and a JDK: bring Debian's Maven (once).
+      echo "kafka-broker: installing Debian's maven…" >&2
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null) || true
+    fi
+    command -v mvn >/dev/null || { echo "kafka-broker: 'mvn' not found; install Apache Maven (apt-get install maven)" >&2; exit 1; }
     mkdir -p "$LIBS"
     mvn -q -B -f "$ROOT/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$LIBS" \
