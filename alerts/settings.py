@@ -31,8 +31,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.config import section_settings
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -121,12 +122,5 @@ class AlertsSettings(_Strict):
 
 
 def alerts_settings(config: Config) -> AlertsSettings:
-    try:
-        return AlertsSettings.model_validate(dict(config.alerts))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"[alerts] {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise ConfigError(
-            f"config {config.source_path or '<defaults>'!r}: {problems} (see docs/design/alerts.md)"
-        ) from None
+    """Parse ``[alerts]`` strictly; errors name the key."""
+    return section_settings(config, "alerts", AlertsSettings)

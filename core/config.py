@@ -15,16 +15,25 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ConfigError
 from core.event import UNKNOWN, ActorKind
 
-__all__ = ["Config", "EnvironmentConfig", "IdentitiesConfig", "LedgerConfig", "PolicyConfig", "load_config"]
+__all__ = [
+    "Config",
+    "EnvironmentConfig",
+    "IdentitiesConfig",
+    "LedgerConfig",
+    "PolicyConfig",
+    "load_config",
+    "section_settings",
+]
 
 CONFIG_ENV = "RAILBOOK_CONFIG"
 LEDGER_ENV = "RAILBOOK_LEDGER"
@@ -244,4 +253,35 @@ def load_config(path: str | os.PathLike[str] | None = None, *, ledger: str | Non
     except ValidationError as exc:
         raise ConfigError(
             f"config file {source or '<defaults>'!r} is invalid:\n{_problem(exc, source or '<defaults>')}"
+        ) from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+#: keys whose values never appear in an error message
+_SECRET_WORDS = ("secret", "token", "password", "sha256", "webhook", "key")
+
+
+def section_settings(
+    config: Config, section: str, model: type[M], *, overrides: Mapping[str, str | None] | None = None
+) -> M:
+    """Validate the opaque ``[section]`` of railbook.toml (``gate``, ``server``, ``alerts``,
+    ``dashboard``, ``kafka``) with ``model``, after environment ``overrides`` (non-empty values win).
+
+    Errors name the file, the section, the key and the bad value (never the value of a key that
+    looks like a secret).
+    """
+    data = dict(getattr(config, section))
+    data.update({k: v for k, v in (overrides or {}).items() if v})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors()[:5]:
+            key = ".".join(str(p) for p in e["loc"])
+            shown = "" if any(w in key.lower() for w in _SECRET_WORDS) else f" (got {e.get('input')!r})"
+            problems.append(f"[{section}] {key}: {e['msg']}{shown}")
+        raise ConfigError(
+            f"config {config.source_path or '<defaults>'!r}: {'; '.join(problems)} "
+            f"(the [{section}] keys are listed in README.md)"
         ) from None

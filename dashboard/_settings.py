@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ConfigError
+from core.config import section_settings
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -51,21 +51,5 @@ class DashboardSettings(BaseModel):
 
 def dashboard_settings(config: Config) -> DashboardSettings:
     """Parse ``[dashboard]`` (plus the environment overrides); errors name the key and value."""
-    data = dict(config.dashboard)
-    url = os.environ.get(SERVICE_URL_ENV)
-    if url:
-        data["service_url"] = url
-    user = os.environ.get(USER_ENV)
-    if user:
-        data["local_user"] = user
-    try:
-        return DashboardSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"[dashboard] {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()[:5]
-        )
-        raise ConfigError(
-            f"config {config.source_path or '<defaults>'!r}: {problems} "
-            "(see docs/readme/dashboard.md for the [dashboard] keys)"
-        ) from None
+    overrides = {"service_url": os.environ.get(SERVICE_URL_ENV), "local_user": os.environ.get(USER_ENV)}
+    return section_settings(config, "dashboard", DashboardSettings, overrides=overrides)

@@ -9,8 +9,7 @@ methods as the ``Ledger``, and can re-verify them against the signed checkpoints
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,9 @@ import duckdb
 
 from core.errors import LedgerError, ProofError
 from ledger import _query
+from ledger._reads import EntryReads
 from ledger._schema import SCHEMA, SEGMENT_GLOB
 from ledger.checkpoint import Checkpoint, read_checkpoints_file
-from ledger.entry import Entry
 from ledger.merkle import root_from_leaf_hashes
 from ledger.note import Verifier
 from ledger.proofs import NodeId, inclusion_proof_at
@@ -30,7 +29,7 @@ __all__ = ["SegmentReader"]
 logger = logging.getLogger(__name__)
 
 
-class SegmentReader:
+class SegmentReader(EntryReads):
     """Read-only queries over ``segments_dir`` (+ the checkpoints file). Call ``refresh()`` to see new segments."""  # noqa: E501
 
     def __init__(
@@ -89,26 +88,6 @@ class SegmentReader:
 
     def latest_checkpoint(self) -> Checkpoint | None:
         return max(self.checkpoints(), key=lambda c: c.tree_size, default=None)
-
-    def get(self, event_id: str) -> Entry | None:
-        return _query.get(self._con, "entries", event_id)
-
-    def iter_records(self, *, from_seq: int = 0, actions: Sequence[str] | None = None) -> Iterator[Entry]:
-        return _query.iter_entries(self._con, "entries", from_seq=from_seq, actions=actions)
-
-    def entries(self, **filters: Any) -> list[Entry]:
-        return _query.entries(self._con, "entries", **filters)
-
-    def violations(
-        self, *, rail: int | None = None, since: datetime | None = None, limit: int = 1000
-    ) -> list[Entry]:
-        return _query.violations(self._con, "entries", rail=rail, since=since, limit=limit)
-
-    def find(self, **filters: Any) -> list[Entry]:
-        try:
-            return _query.find(self._con, "entries", **filters)
-        except ValueError as exc:
-            raise LedgerError(str(exc)) from None
 
     def stats(self) -> dict[str, Any]:
         out = _query.stats(self._con, "entries")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyEr
 from core.event import format_time
 from ledger import _query
 from ledger._batch import ENTRY_INSERT_COLUMNS, ENTRY_VALUES_ROW, prepare, prepare_nodes, prepare_rows
+from ledger._reads import EntryReads
 from ledger._schema import SCHEMA, SEGMENT_GLOB, segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
 from ledger.entry import (
@@ -240,7 +241,7 @@ class ExistingLookup:
         self._cursor.close()
 
 
-class Ledger:
+class Ledger(EntryReads):
     """The append-only, Merkle-tree ledger. Use ``Ledger.open(config)``; a context manager."""
 
     def __init__(self, config: Config, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
@@ -769,34 +770,10 @@ class Ledger:
             [status, sink, error, datetime.now(UTC), int(alert_id)],
         )
 
-    # --- reads -------------------------------------------------------------------------------------
-
-    def get(self, event_id: str) -> Entry | None:
-        return _query.get(self._con, "entries", event_id)
+    # --- reads (get, iter_records, entries, violations, find: ledger._reads.EntryReads) ------------
 
     def get_seq(self, seq: int) -> Entry | None:
         return _query.get_seq(self._con, "entries", seq)
-
-    def iter_records(self, *, from_seq: int = 0, actions: Sequence[str] | None = None) -> Iterator[Entry]:
-        """Stream entries in seq order (rebuild approval state, replay policies)."""
-        return _query.iter_entries(self._con, "entries", from_seq=from_seq, actions=actions)
-
-    def entries(self, **filters: Any) -> list[Entry]:
-        """Filtered entries, newest first: source, actor, kind, action, environment, outcome, rail,
-        since, until, text, limit, offset (see ``ledger._query.entries``)."""
-        return _query.entries(self._con, "entries", **filters)
-
-    def violations(
-        self, *, rail: int | None = None, since: datetime | None = None, limit: int = 1000
-    ) -> list[Entry]:
-        return _query.violations(self._con, "entries", rail=rail, since=since, limit=limit)
-
-    def find(self, **filters: Any) -> list[Entry]:
-        """Entries by commit / pull_request / resource / since / until, plus the approvals they used."""
-        try:
-            return _query.find(self._con, "entries", **filters)
-        except ValueError as exc:
-            raise LedgerError(str(exc)) from None
 
     def dead_letters(self, *, limit: int = 100) -> list[DeadLetterRow]:
         rows = self._con.execute(

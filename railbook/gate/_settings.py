@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ConfigError
+from core.config import section_settings
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -70,19 +70,5 @@ class GateSettings(BaseModel):
 def gate_settings(config: Config, *, env: dict[str, str] | None = None) -> GateSettings:
     """Parse ``[gate]`` strictly and apply the environment overrides; errors name the key."""
     environ = os.environ if env is None else env
-    data = dict(config.gate)
-    for key, var in (("url", URL_ENV), ("credential", CREDENTIAL_ENV)):
-        value = environ.get(var)
-        if value:
-            data[key] = value
-    try:
-        return GateSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"[gate] {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()[:5]
-        )
-        raise ConfigError(
-            f"config {config.source_path or '<defaults>'!r}: {problems} "
-            "(see docs/readme/gate.md for the [gate] keys)"
-        ) from None
+    overrides = {"url": environ.get(URL_ENV), "credential": environ.get(CREDENTIAL_ENV)}
+    return section_settings(config, "gate", GateSettings, overrides=overrides)

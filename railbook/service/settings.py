@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ConfigError
+from core.config import section_settings
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -47,7 +47,7 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8477, ge=0, le=65535)
     tokens: list[TokenSpec] = Field(default_factory=list)
-    """API tokens. Empty: ``railbook up`` generates one admin token (see docs/readme/service.md)."""
+    """API tokens. Empty: `railbook up` generates one admin token (see README.md, service section)."""
     token_file: str | None = None
     """Where the generated admin token is kept (0600). Default: ``<ledger dir>/service.token``."""
     github_secret: str | None = None
@@ -72,20 +72,8 @@ class ServerSettings(_Strict):
 
 def server_settings(config: Config) -> ServerSettings:
     """Parse ``[server]`` strictly; errors name the key and the bad value."""
-    data = dict(config.server)
-    secret = os.environ.get(GITHUB_SECRET_ENV)
-    if secret:
-        data["github_secret"] = secret
-    url = os.environ.get(PUBLIC_URL_ENV)
-    if url:
-        data["public_url"] = url
-    try:
-        return ServerSettings.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"[server] {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise ConfigError(
-            f"config {config.source_path or '<defaults>'!r}: {problems} "
-            "(see docs/readme/service.md for the [server] keys)"
-        ) from None
+    overrides = {
+        "github_secret": os.environ.get(GITHUB_SECRET_ENV),
+        "public_url": os.environ.get(PUBLIC_URL_ENV),
+    }
+    return section_settings(config, "server", ServerSettings, overrides=overrides)

@@ -90,3 +90,22 @@ def test_malformed_config_names_file_and_key(tmp_path: Path, text: str, needles:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_section_settings_names_key_and_hides_secrets(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from core.config import section_settings
+
+    class S(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        port: int = 1
+        github_secret: int = 0
+
+    c = load_config(write(tmp_path, "[server]\nport = 'eighty'\ngithub_secret = 'hunter2'\n"))
+    with pytest.raises(ConfigError) as info:
+        section_settings(c, "server", S)
+    msg = str(info.value)
+    assert "[server] port" in msg and "'eighty'" in msg and str(tmp_path) in msg
+    assert "[server] github_secret" in msg and "hunter2" not in msg
+    assert section_settings(c, "server", S, overrides={"port": "8", "github_secret": "7"}).port == 8
