@@ -135,6 +135,29 @@ class Found:
 
 
 _NONE = Found(None, 0, ())
+
+
+class _Scope(list[_Grant]):
+    """The grants of one scope-index entry (a resource, or an actor and action)."""
+
+    prune_at: datetime | None = None
+    """The earliest ``expires_at + _RETAIN`` among them: a prune before then would drop nothing."""
+
+    def add(self, g: _Grant) -> None:
+        self.append(g)
+        at = g.expires_at + _RETAIN
+        if self.prune_at is None or at < self.prune_at:
+            self.prune_at = at
+
+    def prune(self, now: datetime) -> None:
+        """Drop grants long expired (not from the request index): a busy resource must not make
+        every check scan its whole history. A no-op, without a scan, until one is due."""
+        if self.prune_at is None or self.prune_at >= now:
+            return
+        self[:] = [g for g in self if g.expires_at + _RETAIN >= now]
+        self.prune_at = min((g.expires_at + _RETAIN for g in self), default=None)
+
+
 # scope indexes keep grants this long past expiry, so "expired" can still be named
 _RETAIN = timedelta(days=1)
 _PRUNE_AT = 32
@@ -148,8 +171,9 @@ class ApprovalBook:
         self._ttl = timedelta(seconds=config.policy.approval_ttl_seconds)
         self._grants: dict[str, _Grant] = {}  # by approval event id
         self._by_request: dict[str, list[_Grant]] = {}
-        self._by_resource: dict[str, list[_Grant]] = {}
-        self._by_actor_action: dict[tuple[str, str], list[_Grant]] = {}
+        self._by_resource: dict[str, _Scope] = {}
+        self._by_actor_action: dict[tuple[str, str], _Scope] = {}
+        self._denied: set[str] = set()  # request ids with a denial
         self._requests: dict[str, _Request] = {}
         self._approver_cache: dict[str, bool] = {}
         self.gates = GateLinks(config)
@@ -176,14 +200,30 @@ class ApprovalBook:
         ap = decision.approval
         spends = decision.mode == "detect" or decision.gate == "allow"
         if spends and ap is not None and ap.status == "covered" and ap.request_id:
-            for g in self._by_request.get(ap.request_id, ()):
-                if g.decision == "grant" and g.actor == event.actor.id and g.resource == event.resource.id:
-                    self.use(g, event.event_id, decision.mode)
-                    break
+            g = self._spent_by(event, decision.mode, ap.request_id)
+            if g is not None:
+                self.use(g, event.event_id, decision.mode)
         if decision.mode == "gate" and decision.gate == "ask":
             self.record_request(event)
         if decision.mode == "gate":
             self.gates.record(event, decision)
+
+    def _spent_by(self, event: CanonicalEvent, mode: Mode, request_id: str) -> _Grant | None:
+        """The grant of ``request_id`` that the engine used for ``event``: the one ``find`` picks
+        now (the book is in the state the engine saw; a request can hold several grants), else
+        the one a linked gate request passed on (``linked_grant``), else the first that names
+        the event's actor and resource (history from before this rule)."""
+        found = self.find(event, mode)
+        if found.grant is not None and found.grant.request_id == request_id:
+            return found.grant
+        if mode == "detect":
+            linked = self.linked_grant(request_id)
+            if linked is not None:
+                return linked
+        for g in self._by_request.get(request_id, ()):
+            if g.decision == "grant" and g.actor == event.actor.id and g.resource == event.resource.id:
+                return g
+        return None
 
     def record_approval(self, event: CanonicalEvent) -> None:
         """Record the grant or denial an approval event carries."""
@@ -205,8 +245,10 @@ class ApprovalBook:
         )
         self._grants[g.event_id] = g
         self._by_request.setdefault(g.request_id, []).append(g)
-        self._by_resource.setdefault(g.resource, []).append(g)
-        self._by_actor_action.setdefault((g.actor, g.action), []).append(g)
+        self._by_resource.setdefault(g.resource, _Scope()).add(g)
+        self._by_actor_action.setdefault((g.actor, g.action), _Scope()).add(g)
+        if g.decision == "deny":
+            self._denied.add(g.request_id)
         logger.debug(
             "approval recorded request_id=%s decision=%s approver=%s", g.request_id, g.decision, g.approver
         )
@@ -249,35 +291,10 @@ class ApprovalBook:
             self._approver_cache[who] = hit
         return hit
 
-    def _failures(self, g: _Grant, event: CanonicalEvent, mode: Mode) -> list[str]:
-        out: list[str] = []
-        actor = event.actor
-        if g.decision == "deny" or any(d.decision == "deny" for d in self._by_request.get(g.request_id, ())):
-            out.append("denied")
-        if g.approver == actor.id:
-            out.append("self-approval")
-        if actor.on_behalf_of and g.approver == actor.on_behalf_of:
-            out.append("approver-is-instructing-human")
-        if not self._is_approver(g.approver):
-            out.append("not-an-approver")
-        if g.actor != actor.id:
-            out.append("actor-mismatch")
-        if g.action != event.action:
-            out.append("action-mismatch")
-        if g.resource != event.resource.id:
-            out.append("resource-mismatch")
-        if g.digest is not None and g.digest != event.change.diff_sha256:
-            out.append("digest-mismatch")
-        if g.granted_at > event.occurred_at:
-            out.append("granted-after-action")
-        elif event.occurred_at > g.expires_at:
-            out.append("expired")
-        if self._used_up(g, event.event_id, mode):
-            out.append("already-used")
-        return out
-
     @staticmethod
     def _used_up(g: _Grant, event_id: str, mode: Mode) -> bool:
+        if not g.uses:
+            return False
         others = [m for eid, m in g.uses if eid != event_id]
         if mode == "gate":
             return bool(others)
@@ -289,14 +306,20 @@ class ApprovalBook:
         candidates: list[_Grant] = []
         seen: set[str] = set()
         rid = event.attributes.get("request_id") if event.attributes else None
+        actor, action, resource = event.actor.id, event.action, event.resource.id
+        by_resource = self._by_resource.get(resource)
+        by_actor_action = self._by_actor_action.get((actor, action))
+        if by_resource is None and by_actor_action is None and not rid:
+            return _NONE  # nothing names this resource, this actor's action or a request
+        for scope in (by_resource, by_actor_action):
+            if scope is not None and len(scope) > _PRUNE_AT:
+                scope.prune(event.occurred_at)
         sources = (
             self._by_request.get(rid, ()) if rid else (),
-            self._by_resource.get(event.resource.id, ()),
-            self._by_actor_action.get((event.actor.id, event.action), ()),
+            by_resource or (),
+            by_actor_action or (),
         )
-        for n, group in enumerate(sources):
-            if n and len(group) > _PRUNE_AT:
-                self._prune(group, event.occurred_at)  # type: ignore[arg-type]
+        for group in sources:
             for g in group:
                 if g.event_id in seen:
                     continue
@@ -304,31 +327,65 @@ class ApprovalBook:
                 # a candidate is named by the request id, or shares two of actor/action/resource:
                 # a grant for someone else's other action on the same table is not "invalid", it is
                 # simply not about this event
-                same = (
-                    (g.actor == event.actor.id)
-                    + (g.action == event.action)
-                    + (g.resource == event.resource.id)
-                )
+                same = (g.actor == actor) + (g.action == action) + (g.resource == resource)
                 if (rid and g.request_id == rid) or same >= 2:
                     candidates.append(g)
         if not candidates:
             return _NONE
+        # each condition a candidate fails is a named reason (module docstring); a busy resource
+        # can have many candidates, so the checks are inline
         failures: set[str] = set()
+        add = failures.add
+        obo = event.actor.on_behalf_of
+        diff = event.change.diff_sha256
+        at = event.occurred_at
+        denied = self._denied
+        approvers = self._approver_cache
         for g in candidates:
             if g.decision != "grant":
-                failures.add("denied")
+                add("denied")
                 continue
-            f = self._failures(g, event, mode)
-            if not f:
+            bad = False
+            if g.request_id in denied:
+                add("denied")
+                bad = True
+            approver = g.approver
+            if approver == actor:
+                add("self-approval")
+                bad = True
+            if obo and approver == obo:
+                add("approver-is-instructing-human")
+                bad = True
+            ok = approvers.get(approver)
+            if ok is None:
+                ok = self._is_approver(approver)
+            if not ok:
+                add("not-an-approver")
+                bad = True
+            if g.actor != actor:
+                add("actor-mismatch")
+                bad = True
+            if g.action != action:
+                add("action-mismatch")
+                bad = True
+            if g.resource != resource:
+                add("resource-mismatch")
+                bad = True
+            if g.digest is not None and g.digest != diff:
+                add("digest-mismatch")
+                bad = True
+            if g.granted_at > at:
+                add("granted-after-action")
+                bad = True
+            elif at > g.expires_at:
+                add("expired")
+                bad = True
+            if g.uses and self._used_up(g, event.event_id, mode):
+                add("already-used")
+                bad = True
+            if not bad:  # a covering grant: the other candidates' reasons do not matter
                 return Found(g, len(candidates), ())
-            failures.update(f)
         return Found(None, len(candidates), tuple(sorted(failures)))
-
-    @staticmethod
-    def _prune(group: list[_Grant], now: datetime) -> None:
-        """Drop grants long expired from a scope index (not from the request index): a busy
-        resource must not make every check scan its whole history."""
-        group[:] = [g for g in group if g.expires_at + _RETAIN >= now]
 
     # --- reading --------------------------------------------------------------------------------------
 

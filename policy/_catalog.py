@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 __all__ = ["Catalog", "Resolved"]
@@ -39,7 +40,7 @@ class Resolved:
     unknown: bool
     """The catalog does not know the action (it was mapped to a placeholder)."""
 
-    @property
+    @cached_property
     def destructive(self) -> bool:
         return DESTRUCTIVE in self.groups
 

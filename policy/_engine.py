@@ -1,10 +1,19 @@
 """The policy engine: canonical events in, explained decisions out (DESIGN.md, "Policy").
 
 Hot path. One ``evaluate`` call turns a batch of events into Cedar requests and asks cedarpy
-once, with pre-parsed handles (``PolicySet``, ``Schema``, ``Entities``): parsing is what makes
-naive cedarpy use ~100x slower. Principals and resources become entities of one per-batch
-delta over the schema's action entities; identical decision inputs within a batch (same
-principal, action, resource and context) are evaluated once.
+with pre-parsed handles (``PolicySet``, ``Schema``, ``Entities``): parsing is what makes naive
+cedarpy use ~100x slower. What it costs, per request, and what the engine does about it
+(docs/design/policy.md, "Evaluation"):
+
+- Cedar evaluates every policy of the set (~1 µs each): only the policies whose scope can match
+  the request's principal type and action are asked (``policy._slicing``; same answers).
+- Cedar parses every entity it is given (~2 µs per attribute): principals, resources and the
+  per-event facts are built once per distinct value, carry only the attributes some policy
+  names, and are kept in the entity set of the previous call, which the next call extends.
+- Identical decision inputs (same principal, action, resource and event-facts entities) are
+  evaluated once, within a batch and across batches: Cedar's answer is a function of them.
+
+Not thread-safe (nor is the ``ApprovalBook`` it updates): one thread evaluates.
 
 Semantics are sequential even though Cedar is asked once: approval facts are computed in event
 order before the Cedar call (an approval event earlier in the batch is visible to later events;
@@ -24,6 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,11 +43,13 @@ from core.errors import PolicyError
 from policy._approvals import ApprovalBook, Found
 from policy._catalog import Catalog, Resolved
 from policy._decision import SEVERITIES, ApprovalCheck, Decision, Reason
+from policy._entities import Entities, Entity
 from policy._pack import DEFAULT_PACK_DIR, Pack, PolicyInfo, load_pack
+from policy._slicing import Slicer
 
 if TYPE_CHECKING:
     from core.config import Config
-    from core.event import Actor, CanonicalEvent, Resource
+    from core.event import CanonicalEvent
 
 __all__ = ["PolicyEngine"]
 
@@ -45,10 +57,7 @@ logger = logging.getLogger(__name__)
 
 Mode = Literal["detect", "gate"]
 
-_PRINCIPAL_TYPE = {"agent": "Agent", "human": "Human", "pipeline": "Pipeline", "service": "Service"}
-# An IAM user access key id: standing until someone deactivates it (session keys start ASIA).
-_LONG_LIVED = re.compile(r"AKIA[0-9A-Z]{12,}\Z")
-#: events per Cedar call; bounds the per-batch entity delta
+#: events per Cedar call at most; bounds the per-call entity delta
 CHUNK = 4096
 _NOT_NEEDED = ApprovalCheck("not-needed")
 
@@ -56,7 +65,7 @@ _NOT_NEEDED = ApprovalCheck("not-needed")
 class PolicyEngine:
     """A loaded policy pack, ready to decide. Build it with ``PolicyEngine.load``."""
 
-    def __init__(self, config: Config, pack: Pack, *, strict: bool = False) -> None:
+    def __init__(self, config: Config, pack: Pack, *, strict: bool = False, optimize: bool = True) -> None:
         self.config = config
         self.pack = pack
         self.version: str = pack.version
@@ -69,12 +78,49 @@ class PolicyEngine:
             pid: info.reason() for pid, info in pack.policies.items() if info.effect == "forbid"
         }
         self._approvable = frozenset(pid for pid, info in pack.policies.items() if info.approvable)
-        self._principals: dict[Actor, tuple[str, str, dict[str, Any]]] = {}
-        self._resources: dict[tuple[Resource, bool], tuple[str, dict[str, Any]]] = {}
+        # optimize=False is the reference the tests compare against: every attribute, the whole
+        # policy set, nothing shared across Cedar calls. Each optimisation gives the same answers:
+        # - attributes the policies never name cannot change a decision: left out of the entities
+        #   (strict mode sends them all, because the schema check wants every required attribute)
+        self._keep: frozenset[str] | None = None if strict or not optimize else pack.referenced
+        # - policies whose scope cannot match a request are not asked (policy._slicing)
+        self._slicer = Slicer(pack.static, pack.actions) if optimize and pack.static else None
+        # Cedar's answers, across batches: (principal, action, resource, event-facts) entity serials
+        # -> index into _answer_list. A serial stands for one entity (type, id, attributes sent).
+        self._answers: dict[tuple[int, str, int, int], int] = {}
+        self._answer_list: list[_Answer] = []
+        self._answer_index: dict[tuple[str, str, str], int] = {}
+        self._answer_by_text: dict[str, int] = {}
+        self._decisions: dict[tuple[int, ApprovalCheck | None, bool, str], Decision] = {}
+        # - outside strict mode the engine sends the request actions itself, each with all of its
+        #   groups as parents, instead of cloning the schema's ~160 action entities per call (~55 µs)
+        # - a pack that names no entity but actions cannot observe entity ids, nor entities other
+        #   than the request's own: answers and entity sets are shared across calls, an id seen
+        #   with other attributes gets a variant id, and each request's entities carry only the
+        #   attributes its slice's policies name. A pack that does (``principal == Agent::"x"``,
+        #   ``Resource::"x".environment``) gets real ids, a fresh entity set per Cedar call, and
+        #   a call is cut before an id would clash (policy._entities)
+        self._shared = optimize and not pack.names_entities
+        self._entities = Entities(
+            config,
+            pack,
+            keep=self._keep,
+            keeps=self._slicer.keeps if self._slicer is not None else [],
+            shared=self._shared,
+            slim=self._shared and self._keep is not None and self._slicer is not None,
+            own_actions=optimize and not strict,
+            schema=pack.schema if strict else None,
+        )
 
     @classmethod
-    def load(cls, config: Config, *, pack_dir: Path | None = None, strict: bool = False) -> PolicyEngine:
+    def load(
+        cls, config: Config, *, pack_dir: Path | None = None, strict: bool = False, optimize: bool = True
+    ) -> PolicyEngine:
         """Load ``pack_dir``, else ``[policy] dir``, else the default pack shipped in the package.
+
+        ``strict`` validates every request and entity against the schema (tests). ``optimize=False``
+        evaluates the plain way (every attribute, the whole policy set, no answers shared between
+        Cedar calls): the reference the optimised engine is tested against; the decisions are equal.
 
         Raises ``PolicyLoadError`` (naming file, line and problem) for a pack that does not parse
         or validate.
@@ -82,7 +128,7 @@ class PolicyEngine:
         directory = (
             Path(pack_dir) if pack_dir else Path(config.policy.dir) if config.policy.dir else DEFAULT_PACK_DIR
         )
-        return cls(config, load_pack(directory), strict=strict)
+        return cls(config, load_pack(directory), strict=strict, optimize=optimize)
 
     @property
     def policies(self) -> dict[str, PolicyInfo]:
@@ -91,47 +137,23 @@ class PolicyEngine:
 
     # --- building requests --------------------------------------------------------------------------
 
-    def _principal(self, actor: Actor) -> tuple[str, str, dict[str, Any]]:
-        hit = self._principals.get(actor)
-        if hit is not None:
-            return hit
-        cfg = self.config
-        cred = actor.credential
-        attrs: dict[str, Any] = {
-            "kind": actor.kind,
-            "credential_kind": cfg.actor_kind(cred) if cred else "unknown",
-            "long_lived_credential": bool(cred and _LONG_LIVED.match(cred)),
-            "groups": ["approvers"] if cfg.is_approver(actor.id) else [],
-        }
-        if actor.on_behalf_of:
-            attrs["on_behalf_of"] = actor.on_behalf_of
-        if cred:
-            attrs["credential"] = cred
-        out = (_PRINCIPAL_TYPE.get(actor.kind, "UnknownPrincipal"), json.dumps(attrs, sort_keys=True), attrs)
-        if len(self._principals) > 50_000:
-            self._principals.clear()
-        self._principals[actor] = out
-        return out
+    def clear_cache(self) -> None:
+        """Forget every cached entity and Cedar answer (they are rebuilt on demand).
 
-    def _resource(self, res: Resource, protected: bool) -> tuple[str, dict[str, Any]]:
-        key = (res, protected)
-        hit = self._resources.get(key)
-        if hit is not None:
-            return hit
-        attrs: dict[str, Any] = {
-            "type": res.type,
-            "environment": res.environment,
-            "data_classes": list(res.data_classes),
-            "protected": protected,
-            "identity_kind": self.config.actor_kind(res.id),
-        }
-        if res.account:
-            attrs["account"] = res.account
-        out = (json.dumps(attrs, sort_keys=True), attrs)
-        if len(self._resources) > 50_000:
-            self._resources.clear()
-        self._resources[key] = out
-        return out
+        Decisions do not depend on the cache; benchmarks call this to measure a cold engine.
+        """
+        self._entities.clear()
+        self._answers.clear()
+        self._answer_list.clear()
+        self._answer_index.clear()
+        self._answer_by_text.clear()
+        self._decisions.clear()
+
+    def _cache_full(self) -> bool:
+        return (
+            max(len(self._answers), len(self._answer_by_text), len(self._decisions), self._entities.size())
+            > _CACHE_LIMIT
+        )
 
     def _protected(self, attributes: dict[str, str]) -> bool:
         if not attributes:
@@ -157,6 +179,8 @@ class PolicyEngine:
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]
             while chunk:
+                if self._cache_full():
+                    self.clear_cache()  # hostile or very varied input must not grow memory without bound
                 done, decided = self._evaluate_chunk(chunk, approvals, mode)
                 out.extend(decided)
                 chunk = chunk[done:]
@@ -171,67 +195,71 @@ class PolicyEngine:
     def _evaluate_chunk(
         self, events: Sequence[CanonicalEvent], approvals: ApprovalBook, mode: Mode
     ) -> tuple[int, list[Decision]]:
-        """Decide a prefix of ``events`` with one Cedar call; returns (events decided, decisions).
+        """Decide a prefix of ``events`` with at most one Cedar call; returns (events decided, decisions).
 
-        Gate mode: a grant is spent only by a gate ``allow``, which is known after Cedar answers,
-        so the prefix ends at the first request that holds a valid grant: later requests in the
-        batch then see whether it was spent, exactly as one-by-one evaluation would.
+        A request whose (principal, action, resource, event-facts) entities were decided before,
+        in this batch or an earlier one, reuses that answer: Cedar's answer is a function of the
+        policy set and exactly those entities (they have no parents; the action entities are fixed).
+
+        The prefix ends early (a) in gate mode, after a request that holds a valid grant: a grant
+        is spent only by a gate ``allow``, known after Cedar answers, so later requests then see
+        whether it was spent, exactly as one-by-one evaluation would; (b) before an event whose
+        principal or resource has the id of another entity already in this call's entity set but
+        other attributes (the same actor seen with two credentials): every entity keeps its real id.
         """
-        catalog = self.catalog
-        entities: list[dict[str, Any]] = []
-        uids: dict[tuple[str, str, str], str] = {}
-        taken: set[tuple[str, str]] = set()
+        resolve = self.catalog.resolve
+        cached = self._answers
+        shared = self._shared
+        ents = self._entities
+        slim_mode = ents.slim_mode
+        principals = ents.principals
+        resources = ents.resources
+        facts_cache = ents.facts
+        actions = ents.actions
+        detect = mode == "detect"
+        needed: dict[tuple[str, str], Entity] = {}
         requests: list[dict[str, Any]] = []
-        index: dict[tuple[Any, ...], int] = {}
-        fact_ids: dict[tuple[Any, ...], str] = {}
+        slices: list[int] = []
+        slicer = self._slicer
+        pending: dict[tuple[int, str, int, int], int] = {}
+        # per event: answer index (>= 0) or -1 - request index; the grant found; the resolution
         plan: list[tuple[int, Found | None, Resolved]] = []
 
-        def uid(etype: str, eid: str, key: str, attrs: dict[str, Any]) -> str:
-            k = (etype, eid, key)
-            got = uids.get(k)
-            if got is None:
-                # one entity per distinct attribute set: the same actor id seen with two
-                # credentials in one batch becomes two entities, not a clash
-                got = eid
-                n = 1
-                while (etype, got) in taken:
-                    n += 1
-                    got = f"{eid}#{n}"
-                taken.add((etype, got))
-                uids[k] = got
-                entities.append({"uid": {"type": etype, "id": got}, "attrs": attrs, "parents": []})
-            return got
-
         for ev in events:
+            res = ev.resource
+            attributes = ev.attributes
+            actor = ev.actor
+            pent = principals.get(actor) or ents.principal(actor)
+            rkey = (res, bool(attributes) and self._protected(attributes))
+            rent = resources.get(rkey) or ents.resource(*rkey)
+            if (
+                not shared
+                and plan
+                and (needed.get(pent.key, pent) is not pent or needed.get(rent.key, rent) is not rent)
+            ):
+                break  # an id clash in this entity set: decide this event in the next Cedar call
             if ev.approval is not None:
                 approvals.record_approval(ev)
-            attributes = ev.attributes
-            res = ev.resource
-            resolved = catalog.resolve(ev.action, attributes, res.environment)
+            resolved = resolve(ev.action, attributes, res.environment)
             found: Found | None = None
+            link, bypass = None, False
             if resolved.destructive:
                 found = approvals.find(ev, mode)
-                if found.grant is not None and mode == "detect":
+                if found.grant is not None and detect:
                     # it already ran, and the approval was for this run: spent even when another
                     # rail flags the event (one approval, one run)
                     approvals.use(found.grant, ev.event_id, mode)
-            link, bypass = None, False
-            watched = mode == "detect" and resolved.destructive and res.environment != "dev"
-            if watched and approvals.gates.watches(ev):
-                link = approvals.gates.find(ev)  # policy._bypass: the gate request this execution follows
-                bypass = link is None
-                if link is not None and link.grant_request and (found is None or found.grant is None):
-                    linked = approvals.linked_grant(link.grant_request)
-                    if linked is not None:
-                        found = Found(linked, 1, ())
-                        approvals.use(linked, ev.event_id, mode)
-            ptype, pkey, pattrs = self._principal(ev.actor)
-            puid = uid(ptype, ev.actor.id, pkey, pattrs)
-            rkey, rattrs = self._resource(res, self._protected(attributes))
-            ruid = uid("Resource", res.id, rkey, rattrs)
+                if detect and res.environment != "dev" and approvals.gates.watches(ev):
+                    link = approvals.gates.find(ev)  # policy._bypass: the gate request this execution follows
+                    bypass = link is None
+                    if link is not None and link.grant_request and found.grant is None:
+                        linked = approvals.linked_grant(link.grant_request)
+                        if linked is not None:
+                            found = Found(linked, 1, ())
+                            approvals.use(linked, ev.event_id, mode)
             c = ev.change
             attribution = (
-                bool(ev.actor.on_behalf_of),
+                bool(actor.on_behalf_of),
                 bool(c.task),
                 bool(c.prompt_sha256),
                 bool(c.diff_sha256),
@@ -241,83 +269,76 @@ class PolicyEngine:
             )
             if link is not None:  # an audit record cannot carry what the gate request did
                 attribution = tuple(x or y for x, y in zip(attribution, link.attribution, strict=True))  # type: ignore[assignment]
-            status = found.status if found is not None else "none"
-            failures = found.failures if found is not None else ()
-            failed = bool(attributes.get("error_code")) if attributes else False
-            tool = attributes.get("tool", "") if attributes else ""
+            status, failures = ("none", ()) if found is None else (found.status, found.failures)
             facts = (
                 ev.action,
                 resolved.unknown,
                 ev.source,
+                mode,
+                pent.key[0] == "Pipeline",
                 status,
                 failures,
                 attribution,
                 res.data_classes,
-                failed,
-                tool,
+                bool(attributes.get("error_code")) if attributes else False,
+                attributes.get("tool", "") if attributes else "",
                 bypass,
             )
-            fid = fact_ids.get(facts)
-            if fid is None:
-                fid = f"e{len(fact_ids)}"
-                fact_ids[facts] = fid
-                entities.append(
-                    {
-                        "uid": {"type": "Event", "id": fid},
-                        "attrs": {
-                            "action_name": ev.action,
-                            "unknown_action": resolved.unknown,
-                            "source": ev.source,
-                            "mode": mode,
-                            "via_pipeline": ptype == "Pipeline",
-                            "approval": {
-                                "status": status,
-                                "valid": status == "valid",
-                                "failures": list(failures),
-                            },
-                            "attribution": dict(zip(_ATTRIBUTION, attribution, strict=True)),
-                            "data_classes": list(res.data_classes),
-                            "failed": failed,
-                            "tool": tool,
-                            "gate_bypass": bypass,
-                        },
-                        "parents": [],
-                    }
-                )
-            key = (ptype, puid, resolved.cedar_action, ruid, fid)
-            i = index.get(key)
-            if i is None:
-                i = len(requests)
-                index[key] = i
-                requests.append(
-                    {
-                        "principal": {"type": ptype, "id": puid},
-                        "action": {"type": "Action", "id": resolved.cedar_action},
-                        "resource": {"type": "Resource", "id": ruid},
-                        # a string: cedarpy passes it through instead of re-encoding a dict
-                        "context": '{"event":{"__entity":{"type":"Event","id":"' + fid + '"}}}',
-                    }
-                )
-            plan.append((i, found, resolved))
-            if mode == "gate" and found is not None and found.grant is not None:
+            fent = facts_cache.get(facts) or ents.event_facts(facts)
+            key = (pent.serial, resolved.cedar_action, rent.serial, fent.serial)
+            slot = cached.get(key)
+            if slot is None:
+                i = pending.get(key)
+                if i is None:
+                    i = len(requests)
+                    pending[key] = i
+                    sl = slicer.slice_of(pent.key[0], resolved.cedar_action) if slicer else 0
+                    if slim_mode:
+                        ps = (pent.slim and pent.slim.get(sl)) or ents.slim(pent, sl)
+                        rs = (rent.slim and rent.slim.get(sl)) or ents.slim(rent, sl)
+                        fs = (fent.slim and fent.slim.get(sl)) or ents.slim(fent, sl)
+                    else:
+                        ps, rs, fs = pent, rent, fent
+                    needed[ps.key] = ps
+                    needed[rs.key] = rs
+                    needed[fs.key] = fs
+                    aent = actions.get(resolved.cedar_action) or ents.action(resolved.cedar_action)
+                    needed[aent.key] = aent
+                    requests.append(
+                        {
+                            "principal": ps.uid,
+                            "action": aent.uid,
+                            "resource": rs.uid,
+                            "context": fs.context,
+                        }
+                    )
+                    slices.append(sl)
+                slot = -1 - i
+            plan.append((slot, found, resolved))
+            if not detect and found is not None and found.grant is not None:
                 break
 
-        answers = self._ask_cedar(requests, entities)
+        answered: list[int] = []
+        if requests:
+            answered = self._ask_cedar(requests, slices, needed)
+            if self._shared and len(cached) <= _CACHE_LIMIT:
+                for key, i in pending.items():
+                    cached[key] = answered[i]
+        answer_list = self._answer_list
+        decisions = self._decisions
         out: list[Decision] = []
-        cache: dict[tuple[int, ApprovalCheck | None, bool], Decision] = {}
-        for ev, (i, found, resolved) in zip(events[: len(plan)], plan, strict=True):
-            outcome, reasons, approvable_only, notes = answers[i]
+        for ev, (slot, found, resolved) in zip(events[: len(plan)], plan, strict=True):
+            a = slot if slot >= 0 else answered[-1 - slot]
+            answer = answer_list[a]
             check: ApprovalCheck | None = None
             if resolved.destructive and found is not None:
-                if found.grant is not None or any(r.policy_id in self._approvable for r in reasons):
-                    check = found.to_check()
-                else:
-                    check = _NOT_NEEDED
-            ck = (i, check, resolved.unknown)
-            d = cache.get(ck)
+                # the approval facts matter where an approvable policy fired or a grant was used
+                check = found.to_check() if found.grant is not None or answer.any_approvable else _NOT_NEEDED
+            dk = (a, check, resolved.unknown, mode)
+            d = decisions.get(dk)
             if d is None:
-                d = self._decision(outcome, reasons, approvable_only, notes, check, resolved, mode)
-                cache[ck] = d
+                d = self._decision(answer, check, resolved, mode)
+                decisions[dk] = d
             if mode == "gate":
                 if d.gate == "allow" and found is not None and found.grant is not None:
                     approvals.use(found.grant, ev.event_id, mode)  # a refused request leaves it unspent
@@ -328,36 +349,58 @@ class PolicyEngine:
         return len(plan), out
 
     def _ask_cedar(
-        self, requests: list[dict[str, Any]], entities: list[dict[str, Any]]
-    ) -> list[tuple[Literal["allow", "deny"], tuple[Reason, ...], bool, tuple[str, ...]]]:
+        self, requests: list[dict[str, Any]], slices: list[int], needed: dict[tuple[str, str], Entity]
+    ) -> list[int]:
+        """Ask Cedar (one entity set; one call per policy slice); returns, per request, the index
+        of its answer in ``_answer_list``."""
         schema = self.pack.schema if self._strict else None
         try:
-            ents = self.pack.base_entities.with_added_json_str(json.dumps(entities), schema)
-            raw = _cedar_batch(requests, self.pack.policy_set, ents, schema)
+            ents = self._entities.entity_set(needed)
+            if self._slicer is None:
+                raw = _cedar_batch(requests, self.pack.policy_set, ents, schema)
+            else:
+                sets = self._slicer.sets
+                groups: dict[int, list[int]] = {}
+                for i, sl in enumerate(slices):
+                    groups.setdefault(sl, []).append(i)
+                raw = [""] * len(requests)
+                for sl, idx in groups.items():
+                    texts = _cedar_batch([requests[i] for i in idx], sets[sl], ents, schema)
+                    for i, text in zip(idx, texts, strict=True):
+                        raw[i] = text
         except (ValueError, TypeError) as exc:
             raise PolicyError(
                 f"cedar evaluation failed for a batch of {len(requests)} requests: {exc}; "
                 "this is a bug in the request builder or a schema the engine does not fit"
             ) from exc
-        answers = []
-        memo: dict[
-            tuple[str, str, str], tuple[Literal["allow", "deny"], tuple[Reason, ...], bool, tuple[str, ...]]
-        ] = {}
+        by_text = self._answer_by_text
+        out: list[int] = []
         for text in raw:
-            m = _ANSWER.search(text)
-            if m is None:  # pragma: no cover - cedarpy changed its answer format
-                raise PolicyError(f"cedarpy answered in an unexpected format: {text[:200]!r}")
-            k = (m.group(1), m.group(2), m.group(3))
-            got = memo.get(k)
+            # everything before the timing metrics decides the answer: a dict lookup on it skips
+            # parsing the same answer again (the regex costs several times more)
+            cut = text.find(',"metrics"')
+            head = text[:cut] if cut > 0 else None
+            got = by_text.get(head) if head is not None else None
             if got is None:
-                got = self._answer(*k)
-                memo[k] = got
-            answers.append(got)
-        return answers
+                got = self._parse_answer(text)
+                if head is not None:
+                    by_text[head] = got
+            out.append(got)
+        return out
 
-    def _answer(
-        self, decision: str, reason_list: str, errors: str
-    ) -> tuple[Literal["allow", "deny"], tuple[Reason, ...], bool, tuple[str, ...]]:
+    def _parse_answer(self, text: str) -> int:
+        m = _ANSWER.search(text)
+        if m is None:  # pragma: no cover - cedarpy changed its answer format
+            raise PolicyError(f"cedarpy answered in an unexpected format: {text[:200]!r}")
+        k = (m.group(1), m.group(2), m.group(3))
+        got = self._answer_index.get(k)
+        if got is None:
+            got = len(self._answer_list)
+            self._answer_list.append(self._answer(*k))
+            self._answer_index[k] = got
+        return got
+
+    def _answer(self, decision: str, reason_list: str, errors: str) -> _Answer:
         ids: list[str] = json.loads("[" + reason_list + "]")
         reasons = tuple(sorted((self._reasons[p] for p in ids if p in self._reasons), key=_reason_order))
         notes: tuple[str, ...] = ()
@@ -367,38 +410,52 @@ class PolicyEngine:
         outcome: Literal["allow", "deny"] = "allow" if decision == "Allow" else "deny"
         if outcome == "deny" and not reasons:
             notes = (*notes, "no-permit")
-        approvable_only = bool(reasons) and all(r.policy_id in self._approvable for r in reasons)
-        return outcome, reasons, approvable_only, notes
+        approvable = [r.policy_id in self._approvable for r in reasons]
+        return _Answer(outcome, reasons, bool(reasons) and all(approvable), any(approvable), notes)
 
     def _decision(
         self,
-        outcome: Literal["allow", "deny"],
-        reasons: tuple[Reason, ...],
-        approvable_only: bool,
-        notes: tuple[str, ...],
+        answer: _Answer,
         check: ApprovalCheck | None,
         resolved: Resolved,
         mode: Mode,
     ) -> Decision:
         gate: Literal["allow", "deny", "ask"] | None = None
         if mode == "gate":
-            if outcome == "allow":
+            if answer.outcome == "allow":
                 gate = "allow"
-            elif approvable_only and not (check is not None and "denied" in check.failures):
+            elif answer.approvable_only and not (check is not None and "denied" in check.failures):
                 gate = "ask"  # a valid approval would allow it
             else:
                 gate = "deny"
+        notes = answer.notes
         if resolved.unknown:
             notes = (*notes, "unknown-action")
         return Decision(
-            outcome=outcome,
-            reasons=reasons,
+            outcome=answer.outcome,
+            reasons=answer.reasons,
             policy_version=self.version,
             approval=check,
             mode=mode,
             gate=gate,
             notes=tuple(sorted(set(notes))),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """Cedar's answer to one request, with the pack's annotations looked up."""
+
+    outcome: Literal["allow", "deny"]
+    reasons: tuple[Reason, ...]
+    approvable_only: bool
+    """Every determining policy is ``@approvable``: a valid approval would lift the deny."""
+    any_approvable: bool
+    notes: tuple[str, ...]
+
+
+#: cached entities / answers before the caches start over
+_CACHE_LIMIT = 50_000
 
 
 # What cedarpy answers per request (a JSON text); only three fields matter, and a regex over
@@ -426,9 +483,6 @@ def _cedar_batch(
         ]
     out: list[str] = internal.is_authorized_batch(requests, policy_set, entities._inner, schema, False)
     return out
-
-
-_ATTRIBUTION = ("on_behalf_of", "task", "prompt", "diff", "commit", "pull_request", "ticket")
 
 
 def _reason_order(r: Reason) -> tuple[int, int, str]:

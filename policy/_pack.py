@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import cedarpy
 from core.errors import PolicyLoadError
 from policy._decision import SEVERITIES, Reason
 
-__all__ = ["DEFAULT_PACK_DIR", "Pack", "PolicyInfo", "load_pack", "split_policies"]
+__all__ = ["DEFAULT_PACK_DIR", "Pack", "PolicyInfo", "attr_names", "load_pack", "split_policies"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,16 @@ class Pack:
     """Every concrete action (names with a colon) → all of its groups, transitively."""
     catalog: dict[str, Any]
     files: tuple[str, ...]
+    referenced: frozenset[str] | None = None
+    """Every attribute name the policies read (``.attr``, ``["attr"]``, ``has attr``): an entity
+    attribute not named here cannot change a decision, so the hot path may leave it out.
+    ``None``: unknown, send every attribute."""
+    static: dict[str, Any] = field(default_factory=dict)
+    """Every policy in Cedar's JSON form (EST), by policy id: what ``policy_set`` was built from."""
+    names_entities: bool = True
+    """A policy names an entity other than an action (``Agent::"x"``, ``Resource::"x"``), in its
+    scope or a condition: its answers may depend on entity ids, or on other entities than the
+    request's own."""
 
 
 # --- splitting policy text ------------------------------------------------------------------------
@@ -190,11 +200,25 @@ def _load_schema(directory: Path, texts: list[tuple[str, str]]) -> cedarpy.Schem
 
 def _actions(schema: cedarpy.Schema) -> tuple[cedarpy.Entities, dict[str, frozenset[str]]]:
     base = cedarpy.Entities.from_json_str("[]", schema)
-    actions: dict[str, frozenset[str]] = {}
+    parents: dict[str, set[str]] = {}
     for ent in json.loads(str(base)):
         uid = ent["uid"]
-        if uid["type"] == "Action" and ":" in uid["id"]:
-            actions[uid["id"]] = frozenset(p["id"] for p in ent.get("parents", ()))
+        if uid["type"] == "Action":
+            parents[uid["id"]] = {p["id"] for p in ent.get("parents", ()) if p.get("type") == "Action"}
+    actions: dict[str, frozenset[str]] = {}
+    for name in parents:
+        if ":" not in name:
+            continue
+        # every ancestor, not only the direct groups: the engine sends an action entity with all
+        # of them (a Cedar ``in`` test reads the request action's ancestors, nothing else)
+        seen: set[str] = set()
+        todo = list(parents[name])
+        while todo:
+            group = todo.pop()
+            if group not in seen:
+                seen.add(group)
+                todo.extend(parents.get(group, ()))
+        actions[name] = frozenset(seen)
     return base, actions
 
 
@@ -345,6 +369,8 @@ def load_pack(directory: Path) -> Pack:
     if catalog_raw:
         files.append(("catalog.json", catalog_raw))
     version = _version(files)
+    referenced = frozenset(attr_names(static))
+    names_entities = _names_entities(static)
     logger.info("policy pack loaded dir=%s policies=%d version=%s", directory, len(infos), version[:12])
     return Pack(
         directory=directory,
@@ -356,4 +382,51 @@ def load_pack(directory: Path) -> Pack:
         actions=actions,
         catalog=catalog,
         files=tuple(n for n, _ in files),
+        referenced=referenced,
+        static=static,
+        names_entities=names_entities,
     )
+
+
+def attr_names(est: Any) -> set[str]:
+    """Every ``attr`` value in the policies' JSON form: the attribute names they can read.
+
+    Cedar reads an attribute only by naming it (``.``, ``[]`` and ``has`` all become an
+    ``{"attr": NAME}`` node); there is no way to enumerate or compare an entity's attributes
+    without naming one, so an entity attribute missing from this set cannot change a decision.
+    """
+    out: set[str] = set()
+    stack = [est]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "attr" and isinstance(value, str):
+                    out.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
+def _names_entities(est: Any) -> bool:
+    """Whether a policy names an entity other than an action: ``{"__entity": E}`` in a condition,
+    ``{"entity": E}`` / ``{"entities": [E]}`` in a scope, E with a type other than ``Action``."""
+    stack = [est]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in ("__entity", "entity"):
+                ent = node.get(key)
+                if isinstance(ent, dict) and ent.get("type") != "Action":
+                    return True
+            ents = node.get("entities")
+            if isinstance(ents, list) and any(
+                isinstance(e, dict) and e.get("type") != "Action" for e in ents
+            ):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False

@@ -112,7 +112,7 @@ def up(
         alerts=not no_alerts,
         settings=settings,
     )
-    server = service.prepare()
+    server = service.prepare(freeze_heap=True)
     err_console.print(f"[bold]railbook up[/] serving on {service.url}  (ledger {config.ledger_path})")
     if service.token_created:
         err_console.print(

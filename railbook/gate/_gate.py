@@ -13,6 +13,7 @@ tests) or through the service's single writer (``WriterBackend``, inside ``railb
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from core.errors import GateError
+from core.errors import GateError, ServiceError
 from core.event import Actor, Approval, CanonicalEvent, Resource
 from railbook.gate._answer import ApprovalReceipt, GateAnswer, NeededApproval, RequestStatus
 from railbook.gate._errors import ApprovalRefusedError, GateRequestError, UnknownRequestError
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from policy import ApprovalRequest, Decision
     from railbook.pipeline import BatchSummary, Pipeline
 
-__all__ = ["Backend", "Gate", "PipelineBackend", "WriterBackend", "new_request_id"]
+__all__ = ["Backend", "Gate", "PipelineBackend", "WriterBackend", "WriterTimeoutError", "new_request_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ T = TypeVar("T")
 
 #: a pending request older than this can no longer be approved (ask again)
 REQUEST_TTL = timedelta(hours=1)
+
+
+class WriterTimeoutError(ServiceError):
+    """The service's writer did not commit a gate request in time (HTTP 503; the hook fails safe)."""
 
 
 def new_request_id() -> str:
@@ -52,8 +57,11 @@ class Backend(Protocol):
 
     config: Config
 
-    def submit(self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"]) -> BatchSummary:
-        """Evaluate and append ``events`` in one transaction; return what happened."""
+    def submit(
+        self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"], *, fresh: bool = False
+    ) -> BatchSummary:
+        """Evaluate and append ``events`` in one transaction; return what happened. ``fresh``: their
+        event ids were minted for this call (no ledger lookup for duplicates needed)."""
         ...
 
     def read(self, fn: Callable[[Pipeline], T]) -> T:
@@ -68,8 +76,13 @@ class PipelineBackend:
         self.pipeline = pipeline
         self.config = pipeline.config
 
-    def submit(self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"]) -> BatchSummary:
-        return self.pipeline.process(list(events), mode=mode)
+    def submit(
+        self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"], *, fresh: bool = False
+    ) -> BatchSummary:
+        from railbook.service.writer import process_fresh
+
+        ids = frozenset(e.event_id for e in events) if fresh else frozenset()
+        return process_fresh(self.pipeline, list(events), mode=mode, fresh=ids)
 
     def read(self, fn: Callable[[Pipeline], T]) -> T:
         return fn(self.pipeline)
@@ -83,8 +96,34 @@ class WriterBackend:
         self.config = config
         self.timeout = timeout
 
-    def submit(self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"]) -> BatchSummary:
-        result: BatchSummary = self.writer.submit(list(events), mode=mode).result(self.timeout)
+    def submit(
+        self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"], *, fresh: bool = False
+    ) -> BatchSummary:
+        future = self.writer.submit(list(events), mode=mode, fresh=fresh)
+        try:
+            result: BatchSummary = future.result(self.timeout)
+        except TimeoutError:
+            future.cancel()  # not started yet: never written; started: it commits
+            raise self._timed_out() from None
+        return result
+
+    def _timed_out(self) -> WriterTimeoutError:
+        return WriterTimeoutError(
+            f"the ledger writer did not commit the request within {self.timeout} s "
+            f"({self.writer.pending} jobs queued); retry later"
+        )
+
+    async def submit_async(
+        self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"], *, fresh: bool = False
+    ) -> BatchSummary:
+        """``submit`` awaited on the event loop: the writer thread resolves the future after the
+        commit and wakes the loop directly (no worker thread blocked in between)."""
+        future = self.writer.submit(list(events), mode=mode, fresh=fresh)
+        try:
+            result: BatchSummary = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except TimeoutError:
+            # a job the writer has not started yet is cancelled (never written); a started one commits
+            raise self._timed_out() from None
         return result
 
     def read(self, fn: Callable[[Pipeline], T]) -> T:
@@ -126,6 +165,25 @@ class Gate:
 
     def ask(self, proposed: CanonicalEvent, *, now: datetime | None = None) -> GateAnswer:
         """Decide a proposed action in gate mode and record the request and the answer."""
+        rid, event = self._stamp(proposed, now)
+        return self._answered(rid, event, self.backend.submit([event], "gate", fresh=True))
+
+    async def ask_async(self, proposed: CanonicalEvent, *, now: datetime | None = None) -> GateAnswer:
+        """``ask`` for an event loop (``POST /v1/gate``): awaits the writer's commit without a worker
+        thread when the backend offers ``submit_async``. Same record, same answer: it returns only
+        after the request and its decision are committed to the ledger."""
+        rid, event = self._stamp(proposed, now)
+        submit_async = getattr(self.backend, "submit_async", None)
+        if submit_async is not None:
+            summary: BatchSummary = await submit_async([event], "gate", fresh=True)
+        else:
+            from starlette.concurrency import run_in_threadpool
+
+            summary = await run_in_threadpool(self.backend.submit, [event], "gate", fresh=True)
+        return self._answered(rid, event, summary)
+
+    def _stamp(self, proposed: CanonicalEvent, now: datetime | None) -> tuple[str, CanonicalEvent]:
+        """The proposal as a gate request: a fresh request id, server time, its origin kept."""
         if proposed.approval is not None or proposed.action.startswith("approval:"):
             raise GateRequestError(
                 f"proposal {proposed.event_id!r} is an approval ({proposed.action}); approvals go to "
@@ -150,7 +208,9 @@ class Gate:
             occurred_at=at,
             attributes=attributes,
         )
-        summary = self.backend.submit([event], "gate")
+        return rid, event
+
+    def _answered(self, rid: str, event: CanonicalEvent, summary: BatchSummary) -> GateAnswer:
         seq, decision = _entry_for(summary, event.event_id)
         answer = self._answer(rid, event, decision, seq)
         logger.info(

@@ -7,6 +7,7 @@ worker stops (undelivered alerts stay in the outbox for the next start), the das
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import signal
@@ -196,8 +197,11 @@ class Service:
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
-    def prepare(self) -> Any:
-        """Start everything but the HTTP loop; returns the uvicorn ``Server`` (run it yourself)."""
+    def prepare(self, *, freeze_heap: bool = False) -> Any:
+        """Start everything but the HTTP loop; returns the uvicorn ``Server`` (run it yourself).
+
+        ``freeze_heap`` (for a process that is only this service: ``railbook up``): collect once and
+        ``gc.freeze()`` what start-up loaded, so a full collection while serving does not walk it."""
         import uvicorn
 
         tokens = self._tokens()
@@ -222,12 +226,18 @@ class Service:
         self._server = _server_class()(cfg)
         if self.want_dashboard:
             self._start_dashboard()
+        if freeze_heap:
+            # Everything loaded so far (modules, the policy pack, FastAPI's routes) lives as long as
+            # the process: out of the collector's reach, a full collection while serving walks only
+            # what requests allocated (a full collection of the start-up heap took ~40 ms, measured).
+            gc.collect()
+            gc.freeze()
         logger.info("service listening url=%s gate=%s", self.url, bool(self.app.state.gate_mounted))
         return self._server
 
     def run(self) -> None:
         """Serve in this thread until SIGINT/SIGTERM, then shut everything down."""
-        server = self.prepare()
+        server = self.prepare(freeze_heap=True)
         try:
             server.run(sockets=[self._sock])
         finally:

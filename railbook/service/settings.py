@@ -59,7 +59,8 @@ class ServerSettings(_Strict):
     batch_max: int = Field(default=5000, ge=1)
     """Most events the writer appends in one transaction when requests arrive together."""
     linger_ms: float = Field(default=2.0, ge=0)
-    """How long the writer waits for more requests to join a batch."""
+    """How long an intake batch that already holds two or more submissions waits for more to join;
+    a lone submission and gate requests never wait."""
     checkpoint_poll_seconds: float = Field(default=1.0, gt=0)
     """How often the writer asks the ledger whether a time-based checkpoint is due."""
     queue_max: int = Field(default=10000, ge=1)

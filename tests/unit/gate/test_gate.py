@@ -161,6 +161,87 @@ def test_every_request_and_answer_is_a_ledger_entry(gate: Gate) -> None:
     assert grant.event.actor.id == "alice@example.com"
 
 
+def test_a_gate_request_skips_the_duplicate_lookup_but_an_approval_does_not(
+    gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = gate.backend.read(lambda p: p.ledger)
+    looked: list[list[str]] = []
+    real = ledger.existing
+
+    def spy(ids: Any) -> set[str]:
+        ids = list(ids)
+        looked.append(ids)
+        return real(ids)
+
+    monkeypatch.setattr(ledger, "existing", spy)
+    first = ask(gate)
+    assert looked == []  # the id was minted for this request: nothing to look up
+    gate.approve(first.request_id, approver="alice@example.com")
+    assert looked == [[f"approval:{first.request_id}"]]  # an approval may be a re-delivery
+
+
+def test_a_colliding_request_id_is_refused_and_consumes_no_approval(
+    gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import railbook.gate._gate as gate_module
+    from core.errors import GateError
+
+    first = ask(gate)
+    gate.approve(first.request_id, approver="alice@example.com")
+    # the 1-in-2^64 case: the "fresh" id is one the ledger already holds
+    monkeypatch.setattr(gate_module, "new_request_id", lambda: first.request_id)
+    with pytest.raises(GateError, match="collided"):
+        ask(gate)
+    monkeypatch.undo()
+    assert gate.status(first.request_id).status == "approved"  # the grant was not spent
+    again = ask(gate)
+    assert again.decision == "allow" and again.approval is not None
+    assert again.approval.request_id == first.request_id
+
+
+def test_ask_async_answers_after_the_commit_in_process_and_over_the_writer(config: Config) -> None:
+    import asyncio
+
+    from railbook.service.writer import Writer
+    from railbook.wiring import open_pipeline
+
+    with open_pipeline(config) as pipeline:
+        local = Gate.in_process(pipeline)
+        answer = asyncio.run(local.ask_async(proposal_from_hook(hook(DROP), config)))
+        assert answer.decision == "ask" and pipeline.ledger.get(answer.event_id) is not None
+    with Writer.for_config(config) as writer:
+        remote = Gate.over_writer(writer, config)
+        answer = asyncio.run(remote.ask_async(proposal_from_hook(hook(DROP, 1), config)))
+        assert answer.decision == "ask" and answer.seq is not None
+        entry = writer.call(lambda p: p.ledger.get(answer.event_id)).result(5)
+        assert entry is not None and entry.seq == answer.seq
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_writer_timeout_fails_the_request_and_writes_nothing(config: Config, use_async: bool) -> None:
+    import asyncio
+    import threading
+
+    from railbook.gate import WriterBackend
+    from railbook.gate._gate import WriterTimeoutError
+    from railbook.service.writer import Writer
+
+    with Writer.for_config(config) as writer:
+        release = threading.Event()
+        busy = writer.call(lambda _p: release.wait(10))
+        gate = Gate(WriterBackend(writer, config, timeout=0.2))
+        proposal = proposal_from_hook(hook(DROP), config)
+        with pytest.raises(WriterTimeoutError, match="did not commit"):
+            if use_async:
+                asyncio.run(gate.ask_async(proposal))
+            else:
+                gate.ask(proposal)
+        release.set()
+        busy.result(5)
+        size = writer.call(lambda p: p.ledger.size).result(5)
+    assert size == 0  # the request timed out before the writer took it: never recorded
+
+
 def test_server_time_not_client_time(gate: Gate, config: Config) -> None:
     past = datetime(2020, 1, 1, tzinfo=UTC)
     ev = CanonicalEvent(

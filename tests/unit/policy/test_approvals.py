@@ -96,3 +96,19 @@ def test_rebuild_matches_live_for_any_history(engine: PolicyEngine, config: Conf
     for d in decisions:
         if d.approval is not None and d.approval.status == "covered":
             assert d.outcome == "allow"
+
+
+def test_long_expired_grants_leave_the_scope_index_of_a_busy_resource(config: Config) -> None:
+    """Past 32 grants on a scope, grants expired more than a day ago stop being candidates (they
+    stay in the request index); younger ones are kept, so "expired" is still named for them."""
+    book = ApprovalBook(config)
+    for i in range(40):
+        book.record_approval(grant(eid=f"g{i}", rid=f"r{i}", at=T0 + timedelta(seconds=i)))
+    book.record_approval(grant(eid="late", rid="late", at=T0 + timedelta(hours=30)))
+    soon = book.find(ev(eid="a1", at=T0 + timedelta(hours=2)))
+    assert soon.grant is None and soon.candidates == 41
+    assert soon.failures == ("expired", "granted-after-action")
+    later = book.find(ev(eid="a2", at=T0 + timedelta(days=2)))
+    assert later.grant is None and later.candidates == 1 and later.failures == ("expired",)
+    named = book.find(ev(eid="a3", at=T0 + timedelta(days=2), attributes={"request_id": "r0"}))
+    assert named.candidates == 2  # the request index still names r0

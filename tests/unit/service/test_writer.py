@@ -77,6 +77,36 @@ def test_batch_max_splits_transactions() -> None:
     assert p.calls == [4, 4, 2]
 
 
+def test_a_lone_submission_does_not_wait_for_linger() -> None:
+    p = FakePipeline()
+    with _writer(p, linger=2.0) as w:
+        for mode in ("detect", "gate"):
+            t0 = time.monotonic()
+            w.submit([make_event(f"lone-{mode}")], mode=mode).result(5)
+            assert time.monotonic() - t0 < 1.0, f"a lone {mode} submission waited for linger"
+    assert p.calls == [1, 1]
+
+
+def test_linger_gathers_more_once_a_batch_has_company_but_never_for_gate() -> None:
+    p = FakePipeline()
+    gate = threading.Event()
+    w = _writer(p, linger=0.5)
+    w.call(lambda _p: gate.wait(5))
+    gates = [w.submit([make_event(f"g{i}")], mode="gate") for i in range(2)]
+    first = [w.submit([make_event(f"d{i}")]) for i in range(2)]
+    t0 = time.monotonic()
+    gate.set()
+    for f in gates:
+        f.result(5)
+    assert time.monotonic() - t0 < 0.4, "a gate batch lingered"
+    # the two detect submissions linger for company; a third one, sent meanwhile, joins them
+    late = w.submit([make_event("d-late")])
+    for f in (*first, late):
+        f.result(5)
+    w.close()
+    assert p.calls == [2, 3]
+
+
 def test_one_failing_submission_does_not_fail_the_others() -> None:
     p = FakePipeline(fail_on={"bad"})
     gate = threading.Event()
