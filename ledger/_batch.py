@@ -1,9 +1,12 @@
-"""Turn a batch of ``(event, decision)`` into ready-to-insert Arrow columns (internal, pure: no I/O).
+"""Turn a batch of ``(event, decision)`` into ready-to-insert rows (internal, pure: no I/O).
 
-This is the append hot path. Each record is turned into dicts once (``to_dict``); the entry bytes
-(:func:`ledger.entry.entry_bytes`) and every indexed column are read from those same dicts, so a
-column can never disagree with what was hashed. Hashing, the chain and the tree border advance here
-too; the caller (``ledger.store``) inserts the result and adopts the new chain and tree only when
+This is the append hot path. Each record is turned into dicts once (``to_dict``) and encoded into
+its entry bytes (:func:`ledger.entry.entry_bytes`); hashing, the chain and the tree border advance
+here too. Only ``(seq, entry, leaf_hash, chain_hash)`` leave this module for large batches: every
+indexed column is derived from the entry bytes by DuckDB during the insert (``ledger._columns``), so
+a column can never disagree with what was hashed. Small appends (``prepare_rows``) also carry the
+columns as parameters, read from the same dicts (``_columns.row_values``, tested equal to the
+SQL). The caller (``ledger.store``) inserts the result and adopts the new chain and tree only when
 its transaction commits.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pyarrow as pa
 
+from ledger._columns import row_values
 from ledger.entry import ENTRY_FORMAT_VERSION, entry_bytes, plain_attributes
 from ledger.merkle import LEAF_HASH_PREFIX
 from ledger.proofs import CompactRange, node_position
@@ -28,8 +33,7 @@ if TYPE_CHECKING:
     from policy import Decision
 
 __all__ = [
-    "ENTRY_INSERT_COLUMNS",
-    "ENTRY_VALUES_ROW",
+    "BATCH_SCHEMA",
     "NODE_SCHEMA",
     "Prepared",
     "PreparedRows",
@@ -38,56 +42,16 @@ __all__ = [
     "prepare_rows",
 ]
 
-#: the Arrow batch ``prepare`` builds; ``occurred_at`` is the entry's own RFC 3339 text (DuckDB casts it)
-_BATCH_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("event_id", pa.string()),
-        ("occurred_at", pa.string()),
-        ("source", pa.string()),
-        ("actor_id", pa.string()),
-        ("actor_kind", pa.string()),
-        ("on_behalf_of", pa.string()),
-        ("credential", pa.string()),
-        ("action", pa.string()),
-        ("resource_id", pa.string()),
-        ("resource_type", pa.string()),
-        ("environment", pa.string()),
-        ("outcome", pa.string()),
-        ("mode", pa.string()),
-        ("rails", pa.list_(pa.int32())),
-        ("policies", pa.list_(pa.string())),
-        ("severity", pa.string()),
-        ("policy_version", pa.string()),
-        ("commit", pa.string()),
-        ("pull_request", pa.string()),
-        ("task", pa.string()),
-        ("request_id", pa.string()),
-        ("approval_used", pa.string()),
-        ("entry", pa.binary()),
-        ("leaf_hash", pa.binary()),
-        ("chain_hash", pa.binary()),
-    ]
-)
-
-#: ``(column of entries, SQL expression over the batch)``; ``ingested_at`` is the statement's one parameter
-ENTRY_INSERT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
-    (f'"{f.name}"', "CAST(occurred_at AS TIMESTAMPTZ)" if f.name == "occurred_at" else f'"{f.name}"')
-    for f in _BATCH_SCHEMA
-) + (('"ingested_at"', "CAST(? AS TIMESTAMPTZ)"),)
-
-#: one ``VALUES`` row for the same columns as parameters (small appends skip Arrow: see ``prepare_rows``)
-ENTRY_VALUES_ROW = (
-    "("
-    + ", ".join(
-        "CAST(? AS TIMESTAMPTZ)" if expr.startswith("CAST") else "?" for _, expr in ENTRY_INSERT_COLUMNS
-    )
-    + ")"
+#: the Arrow batch ``prepare`` builds (``ledger._columns.BASE_COLUMNS``); the rest is derived in SQL
+BATCH_SCHEMA = pa.schema(
+    [("seq", pa.int64()), ("entry", pa.binary()), ("leaf_hash", pa.binary()), ("chain_hash", pa.binary())]
 )
 
 NODE_SCHEMA = pa.schema(
     [("pos", pa.int64()), ("level", pa.int8()), ("idx", pa.int64()), ("hash", pa.binary())]
 )
+
+_Alert = tuple[int, str, list[int], str | None, list[str]]
 
 
 @dataclass
@@ -95,20 +59,23 @@ class Prepared:
     """One prepared chunk: the Arrow batch for ``entries`` and what else the transaction needs."""
 
     table: pa.Table
-    """Columns in ``_BATCH_SCHEMA`` order (see ``ENTRY_INSERT_COLUMNS``)."""
+    """``BATCH_SCHEMA``: seq, entry bytes, leaf hash, chain hash."""
     appended: list[tuple[int, str]]
     """``(seq, event_id)`` per entry."""
-    alerts: list[tuple[int, str, list[int], str | None, list[str]]] = field(default_factory=list)
+    alerts: list[_Alert] = field(default_factory=list)
     """``(seq, event_id, rails, severity, policies)`` of each detect-mode deny (the alert outbox)."""
 
 
 @dataclass
 class PreparedRows:
-    """A small prepared chunk as parameter rows (one ``ENTRY_VALUES_ROW`` each, ``ingested_at`` last)."""
+    """A small prepared chunk as parameter rows ``(seq, entry, leaf_hash, chain_hash)``."""
 
     rows: list[list[Any]]
     appended: list[tuple[int, str]]
-    alerts: list[tuple[int, str, list[int], str | None, list[str]]] = field(default_factory=list)
+    alerts: list[_Alert] = field(default_factory=list)
+    columns: list[list[Any]] | None = None
+    """Per row, its indexed columns (``ledger._columns.row_values``) to append to the row for
+    ``insert_rows_sql``; ``None`` when some entry needs the SQL derivation."""
 
 
 def prepare(
@@ -119,15 +86,19 @@ def prepare(
     tree: CompactRange,
     new_nodes: list[tuple[int, int, bytes]],
 ) -> tuple[Prepared, bytes]:
-    """Encode, hash and chain ``records`` as seqs ``start_seq…``; advances ``tree`` (new interior
-    nodes go to ``new_nodes``) and returns the chunk and the last chain hash."""
+    """Encode, hash and chain ``records`` as seqs ``start_seq…``; advances ``tree`` (its new interior
+    nodes of the stored levels go to ``new_nodes``, see ``ledger.proofs.is_stored``) and returns the chunk
+    and the last chain hash."""
     cols, appended, alerts, chain = _encode(records, start_seq, ingested_at, chain, tree, new_nodes)
+    seqs, entries, leaves, chains = cols
     table = pa.Table.from_arrays(
         [
-            c if isinstance(c, pa.Array) else pa.array(c, f.type)
-            for c, f in zip(cols, _BATCH_SCHEMA, strict=True)
+            pa.array(seqs, pa.int64()),
+            pa.array(entries, pa.binary()),
+            pa.array(leaves, pa.binary()),
+            pa.array(chains, pa.binary()),
         ],
-        schema=_BATCH_SCHEMA,
+        schema=BATCH_SCHEMA,
     )
     return Prepared(table, appended, alerts), chain
 
@@ -142,9 +113,11 @@ def prepare_rows(
 ) -> tuple[PreparedRows, bytes]:
     """:func:`prepare` for a few records: the same values as parameter rows, no Arrow (building and
     registering an Arrow table costs more than the insert itself for one entry)."""
-    cols, appended, alerts, chain = _encode(records, start_seq, ingested_at, chain, tree, new_nodes)
-    rows = [[*row, ingested_at] for row in zip(*cols, strict=True)]
-    return PreparedRows(rows, appended, alerts), chain
+    columns: list[list[Any] | None] = []
+    cols, appended, alerts, chain = _encode(records, start_seq, ingested_at, chain, tree, new_nodes, columns)
+    rows = [list(row) for row in zip(*cols, strict=True)]
+    plain = [c for c in columns if c is not None]
+    return PreparedRows(rows, appended, alerts, plain if len(plain) == len(rows) else None), chain
 
 
 @contextlib.contextmanager
@@ -167,8 +140,18 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+#: records encoded between two hand-overs of the GIL (a mask: every 64, about half a millisecond)
+_YIELD_EVERY = 63
+#: ``time.sleep(0)`` releases the GIL so that a thread waiting for it runs at once. Appends commit
+#: batch k on a helper thread while batch k+1 is encoded here, and DuckDB's Python client takes the
+#: GIL back between the tasks of every query (to check for Ctrl-C): without a hand-over each of those
+#: waits up to Python's switch interval (5 ms) while this loop runs, which serialised the two threads
+#: (measured: the commit of 5000 entries took 100 ms instead of 40 ms). Costs ~1 us when nobody waits.
+_yield_gil = time.sleep
+
+
 _Encoding = tuple[
-    list[Any], list[tuple[int, str]], list[tuple[int, str, list[int], str | None, list[str]]], bytes
+    tuple[range, list[bytes], list[bytes], list[bytes]], list[tuple[int, str]], list[_Alert], bytes
 ]
 
 
@@ -179,9 +162,10 @@ def _encode(
     chain: bytes,
     tree: CompactRange,
     new_nodes: list[tuple[int, int, bytes]],
+    columns: list[list[Any] | None] | None = None,
 ) -> _Encoding:
     with _gc_paused():
-        return _encode_records(records, start_seq, ingested_at, chain, tree, new_nodes)
+        return _encode_records(records, start_seq, ingested_at, chain, tree, new_nodes, columns)
 
 
 def _encode_records(
@@ -191,73 +175,46 @@ def _encode_records(
     chain: bytes,
     tree: CompactRange,
     new_nodes: list[tuple[int, int, bytes]],
+    columns: list[list[Any] | None] | None,
 ) -> _Encoding:
-    evs = [ev.to_dict() for ev, _ in records]
-    decs = [dec.to_dict() for _, dec in records]
     seq = start_seq
     dumps = orjson.dumps
     sort_keys = orjson.OPT_SORT_KEYS
     version = ENTRY_FORMAT_VERSION
-    entries = [
-        dumps(
-            {"decision": d, "event": e, "ingested_at": ingested_at, "seq": seq + k, "v": version},
-            option=sort_keys,
+    entries: list[bytes] = []
+    add_entry = entries.append
+    for k, (ev, dec) in enumerate(records):
+        if k & _YIELD_EVERY == _YIELD_EVERY:
+            _yield_gil(0)
+        e = ev.to_dict()
+        d = dec.to_dict()
+        add_entry(
+            dumps(
+                {"decision": d, "event": e, "ingested_at": ingested_at, "seq": seq + k, "v": version},
+                option=sort_keys,
+            )
+            if plain_attributes(e["attributes"])
+            else entry_bytes(seq + k, ingested_at, e, d, e["attributes"])
         )
-        if plain_attributes(e["attributes"])
-        else entry_bytes(seq + k, ingested_at, e, d, e["attributes"])
-        for k, (e, d) in enumerate(zip(evs, decs, strict=True))
-    ]
+        if columns is not None:
+            columns.append(row_values(e, d, ingested_at))
     sha = hashlib.sha256
     prefix = LEAF_HASH_PREFIX
     leaves = [sha(prefix + b).digest() for b in entries]
     chains: list[bytes] = []
     add_chain = chains.append
-    append_leaf = tree.append
+    append_leaf = tree.append_stored
     for lh in leaves:
         chain = sha(chain + lh).digest()
         add_chain(chain)
         append_leaf(lh, new_nodes)
-    actors = [e["actor"] for e in evs]
-    resources = [e["resource"] for e in evs]
-    changes = [e["change"] for e in evs]
-    cols: list[Any] = [
-        list(range(seq, seq + len(entries))),
-        [e["event_id"] for e in evs],
-        [e["occurred_at"] for e in evs],
-        [e["source"] for e in evs],
-        [a["id"] for a in actors],
-        [a["kind"] for a in actors],
-        [a["on_behalf_of"] for a in actors],
-        [a["credential"] for a in actors],
-        [e["action"] for e in evs],
-        [r["id"] for r in resources],
-        [r["type"] for r in resources],
-        [r["environment"] for r in resources],
-        [d["outcome"] for d in decs],
-        [d["mode"] for d in decs],
-        [d["rails"] for d in decs],
-        [[r["policy_id"] for r in d["reasons"]] for d in decs],
-        [d["severity"] for d in decs],
-        [d["policy_version"] for d in decs],
-        [c["commit"] for c in changes],
-        [c["pull_request"] for c in changes],
-        [c["task"] for c in changes],
-        [
-            e["approval"]["request_id"] if e["approval"] is not None else e["attributes"].get("request_id")
-            for e in evs
-        ],
-        [d["approval"]["request_id"] if d["approval"] is not None else None for d in decs],
-        entries,
-        leaves,
-        chains,
-    ]
-    appended = [(seq + k, e["event_id"]) for k, e in enumerate(evs)]
+    appended = [(seq + k, ev.event_id) for k, (ev, _) in enumerate(records)]
     alerts = [
-        (seq + k, e["event_id"], list(d["rails"]), d["severity"], [r["policy_id"] for r in d["reasons"]])
-        for k, (e, d) in enumerate(zip(evs, decs, strict=True))
-        if d["outcome"] == "deny" and d["mode"] == "detect"
+        (seq + k, ev.event_id, list(dec.rails), dec.severity, list(dec.policy_ids))
+        for k, (ev, dec) in enumerate(records)
+        if dec.outcome == "deny" and dec.mode == "detect"
     ]
-    return cols, appended, alerts, chain
+    return (range(seq, seq + len(entries)), entries, leaves, chains), appended, alerts, chain
 
 
 def prepare_nodes(new_nodes: Sequence[tuple[int, int, bytes]]) -> pa.Table:

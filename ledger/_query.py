@@ -6,14 +6,16 @@ Every function takes a DuckDB connection and the name of a relation with the ent
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
 from ledger.entry import Entry
-from ledger.proofs import NodeId, node_position
+from ledger.merkle import NODE_HASH_PREFIX
+from ledger.proofs import TILE_HEIGHT, NodeId, derive_nodes, is_stored, node_position, stored_ranges
 
 __all__ = [
     "CACHE_LEVEL",
@@ -34,78 +36,126 @@ ENTRY_COLUMNS = "seq, entry, leaf_hash, chain_hash"
 VIOLATION_SQL = "(outcome = 'deny' AND mode = 'detect')"
 
 
-#: interior nodes of this level and above are kept in memory by ``UpperNodes`` (n / 4096 hashes)
-CACHE_LEVEL = 12
+#: stored interior nodes of this level and above are kept in memory by ``UpperNodes`` (n / 65536 hashes)
+CACHE_LEVEL = 2 * TILE_HEIGHT
 
 
 class UpperNodes:
-    """The stored hashes of every interior node of level >= ``CACHE_LEVEL``, by position, in memory.
+    """Hashes of complete nodes held in memory for serving proofs and roots (bounded: n / 32768).
 
-    A proof at 10M entries needs ~2·log2(n) nodes; those of the upper levels are scattered over the
-    whole node table (a cold block read each, the p99 of a proof). With them in memory, a proof's
-    one query reads only the few blocks near its leaf. Loaded once per connection (one scan of the
-    ``level`` column, ~n/4096 rows fetched) and extended by the writer as nodes are committed.
+    - every complete node of level >= ``CACHE_LEVEL``: the stored ones (levels 16, 24, …) and those
+      derived from them (17..23, …). A proof's upper path is scattered over the whole node table (a
+      cold block read each, the p99 of a proof); from memory, a proof reads only one block of leaves
+      and one block of level-8 nodes. Loaded once per connection (one scan of the ``level`` column
+      of the n/255-row node table, ~n/65536 rows fetched) and extended by the writer as nodes are
+      committed (:meth:`add`).
+    - the last ``RECENT`` nodes served (:meth:`remember`): the right edge of a checkpointed tree is
+      in every proof against that checkpoint, and a complete node never changes.
 
     Only for serving proofs and roots: ``ledger.verify`` re-derives every node from the leaves and
     never reads this cache, so a tampered stored node cannot hide behind it.
     """
 
-    __slots__ = ("_by_pos",)
+    __slots__ = ("_by_id", "_recent")
+
+    #: nodes kept by :meth:`remember` (least recently used dropped first)
+    RECENT = 4096
 
     def __init__(self) -> None:
-        self._by_pos: dict[int, bytes] = {}
+        self._by_id: dict[NodeId, bytes] = {}
+        self._recent: dict[NodeId, bytes] = {}
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> UpperNodes:
         out = cls()
-        for pos, h in con.execute("SELECT pos, hash FROM nodes WHERE level >= ?", [CACHE_LEVEL]).fetchall():
-            out._by_pos.setdefault(int(pos), bytes(h))
+        rows = con.execute(
+            f"SELECT level, idx, hash FROM nodes WHERE level >= ? AND level % {TILE_HEIGHT} = 0 ORDER BY pos",
+            [CACHE_LEVEL],
+        ).fetchall()
+        for lv, i, h in rows:
+            out._put(int(lv), int(i), bytes(h))
         return out
 
     def __len__(self) -> int:
-        return len(self._by_pos)
+        return len(self._by_id)
+
+    def _put(self, level: int, index: int, h: bytes) -> None:
+        """Hold a stored node, then derive the non-stored ancestors it completes (left siblings come
+        first: nodes arrive in position order)."""
+        by = self._by_id
+        if by.setdefault((level, index), h) is not h:
+            return
+        sha = hashlib.sha256
+        while index & 1:
+            left = by.get((level, index - 1))
+            if left is None:
+                return
+            h = sha(NODE_HASH_PREFIX + left + h).digest()
+            level += 1
+            index >>= 1
+            if is_stored(level):  # arrives itself, from the node table
+                return
+            by.setdefault((level, index), h)
 
     def add(self, new_nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        """Adopt committed nodes ``(level, index, hash)``; keeps those of level >= ``CACHE_LEVEL``."""
+        """Adopt committed stored nodes ``(level, index, hash)``; keeps those of level >= ``CACHE_LEVEL``."""
         for lv, i, h in new_nodes:
             if lv >= CACHE_LEVEL:
-                self._by_pos[node_position(lv, i)] = h
+                self._put(lv, i, h)
 
-    def get(self, pos: int) -> bytes | None:
-        return self._by_pos.get(pos)
+    def get(self, level: int, index: int) -> bytes | None:
+        h = self._by_id.get((level, index))
+        if h is None:
+            h = self._recent.pop((level, index), None)
+            if h is not None:
+                self._recent[(level, index)] = h
+        return h
+
+    def remember(self, nodes: Mapping[NodeId, bytes]) -> None:
+        recent = self._recent
+        recent.update(nodes)
+        while len(recent) > self.RECENT:
+            del recent[next(iter(recent))]
 
 
 def fetch_nodes(
     con: duckdb.DuckDBPyConnection, ids: Sequence[NodeId], upper: UpperNodes | None = None
 ) -> dict[NodeId, bytes]:
-    """The stored hashes of the nodes ``ids`` that exist: leaves from ``entries.leaf_hash``, interior
-    nodes from ``nodes`` by position — one query, served by the ``entries_seq`` and ``nodes_pos``
-    ART indexes (point lookups: O(log n) reads at any size). Ids are integers, so they are inlined:
-    DuckDB turns a constant IN list on an indexed column into index lookups. Only the key and the
-    hash are read (each extra column costs a segment read per row on a cold cache). Nodes found in
-    ``upper`` are not queried."""
-    want: dict[int, NodeId] = {}
+    """The hashes of the nodes ``ids`` that the store can give, each read or derived from the
+    stored levels (``ledger.proofs.stored_ranges`` / ``derive_nodes``): leaves from
+    ``entries.leaf_hash``, interior nodes of levels 8, 16, … from ``nodes`` — one query, a UNION
+    ALL of one short range read per 256-block (``seq BETWEEN`` / ``pos BETWEEN``: min/max pruning
+    on tables stored in append order, a few blocks at any size). Bounds are integers, so they are
+    inlined. Only the key and the hash are read. Nodes found in ``upper`` are not queried."""
     out: dict[NodeId, bytes] = {}
-    for lv, i in ids:
-        if lv == 0:
-            want[-1 - int(i)] = (0, int(i))
-            continue
-        pos = node_position(lv, i)
-        cached = upper.get(pos) if upper is not None and lv >= CACHE_LEVEL else None
-        if cached is not None:
-            out[(int(lv), int(i))] = cached
+    missing: list[NodeId] = []
+    if upper is None:
+        missing = list(ids)
+    else:
+        for lv, i in ids:
+            h = upper.get(lv, i)
+            if h is None:
+                missing.append((lv, i))
+            else:
+                out[(lv, i)] = h
+    if not missing:
+        return out
+    stored: dict[NodeId, bytes] = {}
+    parts: list[str] = []
+    for level, lo, hi in stored_ranges(missing):
+        if level == 0:
+            parts.append(f"SELECT 0, seq, leaf_hash FROM entries WHERE seq BETWEEN {lo} AND {hi}")
         else:
-            want[pos] = (int(lv), int(i))
-    leaves = sorted(-1 - k for k in want if k < 0)
-    inner = sorted(k for k in want if k >= 0)
-    parts = []
-    if leaves:
-        parts.append(f"SELECT -1 - seq, leaf_hash FROM entries WHERE seq IN ({', '.join(map(str, leaves))})")
-    if inner:
-        parts.append(f"SELECT pos, hash FROM nodes WHERE pos IN ({', '.join(map(str, inner))})")
-    if parts:
-        for k, h in con.execute(" UNION ALL ".join(parts)).fetchall():
-            out[want[int(k)]] = bytes(h)
+            parts.append(
+                f"SELECT level, idx, hash FROM nodes WHERE pos BETWEEN {node_position(level, lo)} AND "
+                f"{node_position(level, hi)} AND level = {level} AND idx BETWEEN {lo} AND {hi}"
+            )
+    for lv, i, h in con.execute(" UNION ALL ".join(parts)).fetchall():
+        stored.setdefault((int(lv), int(i)), bytes(h))
+    got = derive_nodes(missing, stored)
+    if upper is not None:
+        upper.remember(got)
+    out.update(got)
     return out
 
 

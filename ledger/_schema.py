@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA", "SEGMENT_GLOB", "parse_segment_name", "segment_name"]
+import duckdb
+
+from ledger.proofs import TILE_HEIGHT
+
+__all__ = ["NODES_LAYOUT", "SCHEMA", "SEGMENT_GLOB", "migrate", "parse_segment_name", "segment_name"]
+
+#: ``ledger_meta`` value of ``nodes_layout``: the node table holds the interior nodes of levels 8,
+#: 16, 24, … only (``ledger.proofs.TILE_HEIGHT``); ledgers without it stored every level
+NODES_LAYOUT = "tiles-8"
 
 SCHEMA: tuple[str, ...] = (
     # Entries: seq is the RFC 6962 leaf index; rows are appended in seq order.
@@ -18,13 +26,14 @@ SCHEMA: tuple[str, ...] = (
         request_id VARCHAR, approval_used VARCHAR,
         entry BLOB NOT NULL, leaf_hash BLOB NOT NULL, chain_hash BLOB NOT NULL
     )""",
-    # Complete interior subtrees (level >= 1) in completion order: pos = ledger.proofs.node_position.
+    # Complete interior subtrees of the stored levels (8, 16, 24, …: ledger.proofs.is_stored) in
+    # completion order: pos = ledger.proofs.node_position (sparse, increasing). Other nodes are derived.
     """CREATE TABLE IF NOT EXISTS nodes (pos BIGINT NOT NULL, level TINYINT NOT NULL, idx BIGINT NOT NULL,
         hash BLOB NOT NULL)""",
-    # Point lookups for proofs (ledger._query.fetch_nodes): ART indexes, not UNIQUE so that tampering
-    # stays possible and is what `railbook verify` reports. Created on a writer's first open of an
-    # older ledger (about a second per ten million rows); read-only opens without them still work
-    # (by scanning).
+    # Point lookups (get_seq; proofs read short seq / pos ranges, pruned by min/max): ART indexes,
+    # not UNIQUE so that tampering stays possible and is what `railbook verify` reports. Created on a
+    # writer's first open of an older ledger (about a second per ten million rows); read-only opens
+    # without them still work (by scanning).
     "CREATE INDEX IF NOT EXISTS nodes_pos ON nodes (pos)",
     "CREATE INDEX IF NOT EXISTS entries_seq ON entries (seq)",
     """CREATE TABLE IF NOT EXISTS checkpoints (tree_size BIGINT NOT NULL, root_hash BLOB NOT NULL,
@@ -41,11 +50,30 @@ SCHEMA: tuple[str, ...] = (
         created_at TIMESTAMPTZ NOT NULL, rails INTEGER[], severity VARCHAR, policies VARCHAR[],
         status VARCHAR NOT NULL, sink VARCHAR, attempts INTEGER NOT NULL, last_error VARCHAR,
         updated_at TIMESTAMPTZ NOT NULL)""",
+    # Format markers (key -> value), e.g. nodes_layout = NODES_LAYOUT.
+    "CREATE TABLE IF NOT EXISTS ledger_meta (key VARCHAR NOT NULL PRIMARY KEY, value VARCHAR NOT NULL)",
     """CREATE TABLE IF NOT EXISTS segments (start_seq BIGINT NOT NULL, end_seq BIGINT NOT NULL,
         root_hash BLOB NOT NULL, path VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)""",
 )
 
 SEGMENT_GLOB = "entries-*.parquet"
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a writable ledger to the current layout, in one transaction (idempotent): a ledger
+    written before ``NODES_LAYOUT`` stored every interior level; the rows of levels that are no
+    longer stored are derived data (``railbook verify`` re-derives all of them), so they go."""
+    row = con.execute("SELECT value FROM ledger_meta WHERE key = 'nodes_layout'").fetchone()
+    if row is not None and row[0] == NODES_LAYOUT:
+        return
+    con.begin()
+    try:
+        con.execute(f"DELETE FROM nodes WHERE level % {TILE_HEIGHT} <> 0")
+        con.execute("INSERT OR REPLACE INTO ledger_meta VALUES ('nodes_layout', ?)", [NODES_LAYOUT])
+        con.commit()
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def segment_name(start: int, end: int, root: bytes) -> str:

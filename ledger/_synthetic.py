@@ -3,7 +3,8 @@
 Appending ten million real entries takes longer than a benchmark should, and proof latency does
 not depend on what the leaves say, only on how the tree is stored. So this builds, with set-wise
 DuckDB SQL, the two tables a proof reads — ``entries`` (``seq``, ``leaf_hash``, small placeholder
-columns) and ``nodes`` (every complete interior subtree, in ``ledger.proofs.node_position`` order)
+columns) and ``nodes`` (the complete interior subtrees of the stored levels 8, 16, … — see
+``ledger.proofs.is_stored`` — in ``ledger.proofs.node_position`` order)
 — with the ledger's own DDL and indexes, and real RFC 6962 hashes: ``leaf = SHA-256(0x00 ||
 entry)``, ``node = SHA-256(0x01 || left || right)``, computed by DuckDB's ``sha256``. The
 benchmark then checks proofs built from it with ``ledger.merkle.verify_inclusion`` against
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from ledger._schema import SCHEMA
+from ledger._schema import NODES_LAYOUT, SCHEMA
+from ledger.proofs import is_stored
 
 __all__ = ["build_synthetic_tree", "synthetic_entry"]
 
@@ -56,18 +58,23 @@ def build_synthetic_tree(path: Path, size: int) -> float:
             row = con.execute("SELECT count(*) FROM nxt").fetchone()
             if not row or int(row[0]) == 0:
                 break
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE lvl_{level} AS "
-                f"SELECT {level}::TINYINT AS level, idx, hash FROM nxt"
-            )
+            if is_stored(level):
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE lvl_{level} AS "
+                    f"SELECT {level}::TINYINT AS level, idx, hash FROM nxt"
+                )
             con.execute("CREATE OR REPLACE TEMP TABLE lvl AS SELECT idx, hash FROM nxt")
-        union = " UNION ALL ".join(f"SELECT * FROM lvl_{k}" for k in range(1, level))
+        stored = [k for k in range(1, level) if is_stored(k)]
+        union = " UNION ALL ".join(f"SELECT * FROM lvl_{k}" for k in stored) or (
+            "SELECT 0::TINYINT AS level, 0::BIGINT AS idx, ''::BLOB AS hash WHERE false"
+        )
         # pos = (m - 1) - popcount(m - 1) + (level - 1), m = (idx + 1) * 2^level (ledger.proofs.node_position)
         con.execute(
             "INSERT INTO nodes SELECT "
             "((idx + 1) << level) - 1 - bit_count(((idx + 1) << level) - 1) + level - 1 "
             f"AS pos, level, idx, hash FROM ({union}) ORDER BY pos"
         )
+        con.execute("INSERT OR REPLACE INTO ledger_meta VALUES ('nodes_layout', ?)", [NODES_LAYOUT])
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -217,9 +217,10 @@ def _synthetic_proofs(base: Path, size: int, samples: int, rng: random.Random) -
         con.close()
     out.update(
         {
-            "source": "synthetic tree: entries/nodes tables with the ledger's schema and indexes, real "
-            "RFC 6962 hashes computed set-wise in DuckDB, read via ledger._query.fetch_nodes with "
-            "the upper levels in memory as a Ledger holds them (loaded on open; cold buffer otherwise)",
+            "source": "synthetic tree: entries/nodes tables with the ledger's schema, indexes and stored "
+            "levels (8, 16, …), real RFC 6962 hashes computed set-wise in DuckDB, read via "
+            "ledger._query.fetch_nodes with the upper levels in memory as a Ledger holds them "
+            "(loaded on open; cold buffer otherwise)",
             "build_seconds": round(build_seconds, 1),
             "proofs_verified": checked,
             "file_mb": round(path.stat().st_size / 1e6, 1),

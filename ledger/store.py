@@ -3,8 +3,11 @@
 One process owns the file for its whole life (DuckDB locks it; DESIGN.md "Facts measured"). Each
 ``append`` is one transaction holding the entries, their new interior tree nodes, dead letters,
 Kafka offsets and alert-outbox rows, so a crash never loses or duplicates an event. After the
-commit, a checkpoint is signed when due; it is stored, appended to the external checkpoints file,
-and the entries it covers are published as an immutable Parquet segment for readers.
+commit, a checkpoint is signed when due; it is stored and appended to the external checkpoints
+file, and the entries it covers are published as an immutable Parquet segment for readers — by a
+background thread on its own DuckDB cursor (DuckDB releases the GIL during the ``COPY``), so the
+export overlaps the next appends. Segments are derived data: an export missing after a crash is
+redone on the next open; ``flush()`` (and ``close()``) wait until every segment is published.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import pyarrow as pa
 from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
 from core.event import format_time
 from ledger import _query
-from ledger._batch import ENTRY_INSERT_COLUMNS, ENTRY_VALUES_ROW, prepare, prepare_nodes, prepare_rows
+from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows
+from ledger._columns import insert_entries_sql, insert_entries_values_sql, insert_rows_sql
 from ledger._reads import EntryReads
-from ledger._schema import SCHEMA, SEGMENT_GLOB, segment_name
+from ledger._schema import SCHEMA, SEGMENT_GLOB, migrate, segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
 from ledger.entry import (
     GENESIS_CHAIN,
@@ -65,12 +69,8 @@ SMALL_APPEND = 16
 #: ``existing`` with at most this many ids binds them as parameters (an index probe each) instead of
 #: joining against an unnested list
 _SMALL_EXISTING = 256
-_INSERT_ENTRIES = (
-    f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) "
-    f"SELECT {', '.join(e for _, e in ENTRY_INSERT_COLUMNS)} FROM {{t}}"
-)
-
-_INSERT_ENTRIES_VALUES = f"INSERT INTO entries ({', '.join(c for c, _ in ENTRY_INSERT_COLUMNS)}) VALUES "
+#: the batch's (seq, entry, leaf_hash, chain_hash); DuckDB derives the indexed columns (``ledger._columns``)
+_INSERT_ENTRIES = insert_entries_sql("{t}")
 
 
 def _insert_arrow(
@@ -90,6 +90,13 @@ def _insert_arrow(
     con.unregister(name)
 
 
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction; none is open when the failed call never began one (or when
+    its own COMMIT failed, which ends it)."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
+
+
 class _Conflict(Exception):
     """An insert hit a UNIQUE constraint (an event already in the ledger); rolled back."""
 
@@ -102,16 +109,13 @@ class _ChunkWriter:
     races an insert) and re-raises its error.
     """
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, ingested_at: str, pool: ThreadPoolExecutor | None
-    ) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, pool: ThreadPoolExecutor | None) -> None:
         self._con = con
-        self._ingested_at = ingested_at
         self._pool = pool
         self._pending: Future[None] | None = None
 
     def _insert(self, table: pa.Table) -> None:
-        _insert_arrow(self._con, table, _INSERT_ENTRIES, [self._ingested_at])
+        _insert_arrow(self._con, table, _INSERT_ENTRIES)
 
     def put(self, table: pa.Table) -> None:
         self._wait()
@@ -145,6 +149,10 @@ class _Encoded:
     ingested_at: str
     tables: list[pa.Table]
     new_nodes: list[tuple[int, int, bytes]]
+    nodes_table: pa.Table | None
+    """``new_nodes`` as the Arrow batch for ``nodes`` (built here, off the committing thread)."""
+    alerts_table: pa.Table | None
+    """``alerts`` as the Arrow batch for the alert outbox (``_alerts_table``)."""
     appended: list[tuple[int, str]]
     alerts: list[tuple[int, str, list[int], str | None, list[str]]]
     duplicates: list[str]
@@ -168,7 +176,8 @@ def _encode_batch(
         else:
             seen.add(ev.event_id)
             fresh.append((ev, dec))
-    now_s = format_time(datetime.now(UTC))
+    now = datetime.now(UTC)
+    now_s = format_time(now)
     tables: list[pa.Table] = []
     new_nodes: list[tuple[int, int, bytes]] = []
     appended: list[tuple[int, str]] = []
@@ -181,9 +190,48 @@ def _encode_batch(
         alerts += prepared.alerts
         seq += len(chunk)
     return _Encoded(
-        start, start_chain, now_s, tables, new_nodes, appended, alerts, duplicates, seq, chain, tree
+        start,
+        start_chain,
+        now_s,
+        tables,
+        new_nodes,
+        prepare_nodes(new_nodes) if new_nodes else None,
+        _alerts_table(alerts, now) if alerts else None,
+        appended,
+        alerts,
+        duplicates,
+        seq,
+        chain,
+        tree,
     )
 
+
+def _alerts_table(alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime) -> pa.Table:
+    """The Arrow batch of new alert-outbox rows (``_INSERT_ALERTS``), created and updated ``now``."""
+    stamps = pa.array([now] * len(alerts), pa.timestamp("us", tz="UTC"))
+    return pa.table(
+        {
+            "seq": pa.array([a[0] for a in alerts], pa.int64()),
+            "event_id": pa.array([a[1] for a in alerts], pa.string()),
+            "rails": pa.array([a[2] for a in alerts], pa.list_(pa.int32())),
+            "severity": pa.array([a[3] for a in alerts], pa.string()),
+            "policies": pa.array([a[4] for a in alerts], pa.list_(pa.string())),
+            "stamped": stamps,
+        }
+    )
+
+
+#: alert-outbox rows from an ``_alerts_table`` registered as ``{t}``
+_INSERT_ALERTS = (
+    "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, attempts, "
+    "updated_at) SELECT nextval('alert_ids'), seq, event_id, stamped, rails, severity, policies, "
+    "'pending', 0, stamped FROM {t}"
+)
+
+
+#: write-ahead log size from which the segment thread checkpoints DuckDB (``Ledger._checkpoint_wal``):
+#: half DuckDB's own ``checkpoint_threshold`` (16 MB), so that commits rarely reach that one
+_WAL_CHECKPOINT_BYTES = 8 << 20
 
 #: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
 #: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
@@ -251,6 +299,11 @@ class Ledger(EntryReads):
         self.origin = config.ledger.origin
         self._signer: Signer | None = None
         self._pool: ThreadPoolExecutor | None = None
+        #: segment exports (``_publish_segments``): one worker with its own cursor, in checkpoint order
+        self._seg_pool: ThreadPoolExecutor | None = None
+        self._seg_cursor: duckdb.DuckDBPyConnection | None = None
+        self._seg_pending: list[Future[None]] = []
+        self._seg_error: BaseException | None = None
         #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
         row = con.execute("SELECT count(*), max(seq) FROM entries").fetchone()
@@ -287,6 +340,7 @@ class Ledger(EntryReads):
             if not read_only:
                 for stmt in SCHEMA:
                     con.execute(stmt)
+                migrate(con)
             configure_connection(con)
             ledger = cls(config, con, read_only=read_only)
             if not read_only:
@@ -299,10 +353,35 @@ class Ledger(EntryReads):
         return ledger
 
     def close(self) -> None:
+        """Wait for pending segment exports (see ``flush``; a failure is logged), then close the file."""
+        try:
+            self.flush()
+        except LedgerError:
+            logger.exception("segment export failed; it is redone on the next open")
+        if self._seg_pool is not None:
+            self._seg_pool.shutdown(wait=True)
+            self._seg_pool = None
+        if self._seg_cursor is not None:
+            self._seg_cursor.close()
+            self._seg_cursor = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._con.close()
+
+    def flush(self) -> None:
+        """Wait until the segment of every checkpoint signed so far is published (segments are
+        exported in the background). Raises ``LedgerError`` if an export failed since the last
+        flush; the next checkpoint (or the next open) exports the missing entries again."""
+        pending, self._seg_pending = self._seg_pending, []
+        wait(pending)
+        error, self._seg_error = self._seg_error, None
+        if error is not None:
+            raise LedgerError(
+                f"publishing a Parquet segment to {str(self.config.segments_dir)!r} failed: {error}; "
+                "check that the directory is writable and has space (the export is retried at the next "
+                "checkpoint and on the next open)"
+            ) from error
 
     def __enter__(self) -> Ledger:
         return self
@@ -439,12 +518,22 @@ class Ledger(EntryReads):
         alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
         seq = self._size
         con = self._con
+        small: PreparedRows | None = None
+        if 0 < len(fresh) <= SMALL_APPEND:
+            small, chain = prepare_rows(fresh, seq, now_s, chain, tree, new_nodes)
+            appended += small.appended
+            alerts += small.alerts
+        # one statement (the gate's lone entry, most of the time) commits on its own: an autocommitted
+        # INSERT is as atomic and as durable as BEGIN … COMMIT, two round trips fewer
+        lone = small is not None and not (new_nodes or alerts or dead_letters or offsets)
         try:
-            con.begin()
-            if len(fresh) <= SMALL_APPEND:
-                seq, chain = self._insert_small(fresh, seq, now_s, chain, tree, new_nodes, appended, alerts)
-            else:
-                with _ChunkWriter(con, now_s, self._executor() if len(fresh) > _CHUNK else None) as writer:
+            if not lone:
+                con.begin()
+            if small is not None:
+                self._insert_small(small)
+                seq += len(fresh)
+            elif fresh:
+                with _ChunkWriter(con, self._executor() if len(fresh) > _CHUNK else None) as writer:
                     for off in range(0, len(fresh), _CHUNK):
                         chunk = fresh[off : off + _CHUNK]
                         prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
@@ -465,17 +554,18 @@ class Ledger(EntryReads):
                 self._upsert_offsets(offsets, now)
             if alerts:
                 self._insert_alerts(alerts, now)
-            con.commit()
+            if not lone:
+                con.commit()
         except duckdb.ConstraintException as exc:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise _Conflict(str(exc)) from exc
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise LedgerError(
                 f"ledger append of {len(fresh)} entries failed and was rolled back: {exc}"
             ) from exc
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         self._size, self._chain, self._tree = seq, chain, tree
         if self._upper is not None:
@@ -548,50 +638,46 @@ class Ledger(EntryReads):
     def _commit_encoded(self, enc: _Encoded) -> None:
         """One transaction for an encoded batch (runs on the helper thread); ``_Conflict`` on a duplicate."""
         con = self._con
-        now = datetime.now(UTC)
+        # the whole transaction is one call: DuckDB runs it without the GIL, which this thread would
+        # otherwise have to win back from the encoding thread after every statement (each time up to
+        # Python's switch interval, 5 ms: measured ~10 us per entry of waiting)
+        views = {"_railbook_batch": pa.concat_tables(enc.tables)}
+        statements = ["BEGIN TRANSACTION", _INSERT_ENTRIES.format(t="_railbook_batch")]
+        if enc.nodes_table is not None:
+            views["_railbook_nodes"] = enc.nodes_table
+            statements.append("INSERT INTO nodes SELECT * FROM _railbook_nodes")
+        if enc.alerts_table is not None:
+            views["_railbook_alerts"] = enc.alerts_table
+            statements.append(_INSERT_ALERTS.format(t="_railbook_alerts"))
+        statements.append("COMMIT")
         try:
-            con.begin()
-            for table in enc.tables:
-                _insert_arrow(con, table, _INSERT_ENTRIES, [enc.ingested_at])
-            if enc.new_nodes:
-                _insert_arrow(con, prepare_nodes(enc.new_nodes), "INSERT INTO nodes SELECT * FROM {t}")
-            if enc.alerts:
-                self._insert_alerts(enc.alerts, now)
-            con.commit()
+            for name, table in views.items():
+                con.register(name, table)
+            con.execute(";\n".join(statements))
         except duckdb.ConstraintException as exc:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise _Conflict(str(exc)) from exc
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise LedgerError(
                 f"ledger append of {len(enc.appended)} entries failed and was rolled back: {exc}"
             ) from exc
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
+        finally:
+            for name in views:
+                with contextlib.suppress(duckdb.Error):
+                    con.unregister(name)
 
-    def _insert_small(
-        self,
-        fresh: Sequence[tuple[CanonicalEvent, Decision]],
-        seq: int,
-        now_s: str,
-        chain: bytes,
-        tree: CompactRange,
-        new_nodes: list[tuple[int, int, bytes]],
-        appended: list[tuple[int, str]],
-        alerts: list[tuple[int, str, list[int], str | None, list[str]]],
-    ) -> tuple[int, bytes]:
-        """Encode and insert a few entries as one parameterised ``VALUES`` insert (the gate's path)."""
-        if not fresh:
-            return seq, chain
-        prepared, chain = prepare_rows(fresh, seq, now_s, chain, tree, new_nodes)
-        self._con.execute(
-            _INSERT_ENTRIES_VALUES + ", ".join([ENTRY_VALUES_ROW] * len(prepared.rows)),
-            [v for row in prepared.rows for v in row],
-        )
-        appended += prepared.appended
-        alerts += prepared.alerts
-        return seq + len(fresh), chain
+    def _insert_small(self, prepared: PreparedRows) -> None:
+        """Insert a few prepared entries as one parameterised ``VALUES`` insert (the gate's path)."""
+        n = len(prepared.rows)
+        if prepared.columns is not None:  # every column given (ledger._columns.row_values): no JSON in SQL
+            rows = zip(prepared.rows, prepared.columns, strict=True)
+            self._con.execute(insert_rows_sql(n), [v for row, cols in rows for v in (*row, *cols)])
+        else:
+            self._con.execute(insert_entries_values_sql(n), [v for row in prepared.rows for v in row])
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -609,22 +695,7 @@ class Ledger(EntryReads):
                 [v for a in alerts for v in (a[0], a[1], now, a[2], a[3], a[4], now)],
             )
             return
-        t = pa.table(
-            {
-                "seq": pa.array([a[0] for a in alerts], pa.int64()),
-                "event_id": [a[1] for a in alerts],
-                "rails": pa.array([a[2] for a in alerts], pa.list_(pa.int32())),
-                "severity": pa.array([a[3] for a in alerts], pa.string()),
-                "policies": pa.array([a[4] for a in alerts], pa.list_(pa.string())),
-            }
-        )
-        _insert_arrow(
-            self._con,
-            t,
-            "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, attempts, "  # noqa: E501
-            "updated_at) SELECT nextval('alert_ids'), seq, event_id, ?, rails, severity, policies, 'pending', 0, ? FROM {t}",  # noqa: E501
-            [now, now],
-        )
+        _insert_arrow(self._con, _alerts_table(alerts, now), _INSERT_ALERTS)
 
     def _insert_dead_letters(self, dls: Sequence[DeadLetter]) -> None:
         t = pa.table(
@@ -671,11 +742,15 @@ class Ledger(EntryReads):
         due = self._size - self._cp_size >= self.config.ledger.checkpoint_every or (
             time.monotonic() - self._cp_time >= self.config.ledger.checkpoint_seconds
         )
-        return self.checkpoint() if due else None
+        return self._checkpoint(force=False, wait_segment=False) if due else None
 
     def checkpoint(self, *, force: bool = False) -> Checkpoint | None:
-        """Sign, store, append to the checkpoints file and publish a segment. ``None`` if nothing new
-        (unless ``force``, which re-signs the current size)."""
+        """Sign, store, append to the checkpoints file and publish a segment (waiting for it, unlike
+        the checkpoints appends trigger). ``None`` if nothing new (unless ``force``, which re-signs
+        the current size)."""
+        return self._checkpoint(force=force, wait_segment=True)
+
+    def _checkpoint(self, *, force: bool, wait_segment: bool) -> Checkpoint | None:
         self._writable()
         if self._size == self._cp_size and not force:
             return None
@@ -694,6 +769,8 @@ class Ledger(EntryReads):
                 self.on_checkpoint(cp)
             except Exception:  # a publisher outage must not fail the append that triggered it
                 logger.exception("checkpoint publisher failed tree_size=%d", cp.tree_size)
+        if wait_segment:
+            self.flush()
         return cp
 
     def checkpoints(self) -> list[Checkpoint]:
@@ -728,24 +805,64 @@ class Ledger(EntryReads):
             self._publish_segments(latest)
 
     def _publish_segments(self, cp: Checkpoint) -> None:
-        seg_dir = self.config.segments_dir
-        seg_dir.mkdir(parents=True, exist_ok=True)
-        row = self._con.execute("SELECT max(end_seq) FROM segments").fetchone()
-        start = int(row[0]) if row and row[0] is not None else 0
-        if start >= cp.tree_size:
+        """Queue the export of the entries up to ``cp`` as a segment (see ``_export_segment``)."""
+        if self._seg_pool is None:
+            self._seg_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-ledger-segments")
+            self._seg_cursor = self._con.cursor()
+        self._seg_pending = [f for f in self._seg_pending if not f.done()]
+        self._seg_pending.append(self._seg_pool.submit(self._export_segment, cp))
+
+    def _export_segment(self, cp: Checkpoint) -> None:
+        """On the segment thread: write entries ``[last published end, cp.tree_size)`` as one Parquet
+        file (tmp file + rename), then record it in ``segments``. Idempotent: a crash between the
+        rename and the row leaves a file that the next export rewrites under the same name."""
+        con = self._seg_cursor
+        assert con is not None
+        try:
+            seg_dir = self.config.segments_dir
+            seg_dir.mkdir(parents=True, exist_ok=True)
+            row = con.execute("SELECT max(end_seq) FROM segments").fetchone()
+            start = int(row[0]) if row and row[0] is not None else 0
+            if start >= cp.tree_size:
+                return
+            final = seg_dir / segment_name(start, cp.tree_size, cp.root_hash)
+            tmp = final.with_name(final.name + ".tmp")
+            con.execute(
+                f"COPY (SELECT * FROM entries WHERE seq >= {start} AND seq < {cp.tree_size} ORDER BY seq) "
+                f"TO '{_sql_path(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
+            )
+            os.replace(tmp, final)
+            con.execute(
+                "INSERT INTO segments (start_seq, end_seq, root_hash, path, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [start, cp.tree_size, cp.root_hash, final.name, datetime.now(UTC)],
+            )
+            logger.info("segment published path=%s start=%d end=%d", final, start, cp.tree_size)
+            self._checkpoint_wal(con)
+        except BaseException as exc:
+            logger.exception("segment export failed tree_size=%d", cp.tree_size)
+            if self._seg_error is None:
+                self._seg_error = exc
+
+    def _checkpoint_wal(self, con: duckdb.DuckDBPyConnection) -> None:
+        """On the segment thread: fold DuckDB's write-ahead log into the database file (a DuckDB
+        ``CHECKPOINT``, not a signed one). DuckDB otherwise does it inside the COMMIT that takes the
+        log past ``checkpoint_threshold``, which stalls that append for 0.1–0.4 s (measured at 100k
+        entries: about a third of a bulk append's time). Here it overlaps the appends: DuckDB
+        checkpoints committed data while a write transaction is open. Only once the log holds
+        ``_WAL_CHECKPOINT_BYTES`` (each checkpoint rewrites the table's last, partly filled row group,
+        so more frequent ones cost more in all). Best effort: the automatic checkpoint stays the
+        fallback; durability is unchanged, every commit is already in the log."""
+        wal = Path(f"{self.config.ledger_path}.wal")
+        try:
+            if wal.stat().st_size < _WAL_CHECKPOINT_BYTES:
+                return
+        except OSError:  # no log: nothing to fold
             return
-        final = seg_dir / segment_name(start, cp.tree_size, cp.root_hash)
-        tmp = final.with_name(final.name + ".tmp")
-        self._con.execute(
-            f"COPY (SELECT * FROM entries WHERE seq >= {start} AND seq < {cp.tree_size} ORDER BY seq) "
-            f"TO '{_sql_path(tmp)}' (FORMAT PARQUET, COMPRESSION ZSTD)"
-        )
-        os.replace(tmp, final)
-        self._con.execute(
-            "INSERT INTO segments (start_seq, end_seq, root_hash, path, created_at) VALUES (?, ?, ?, ?, ?)",
-            [start, cp.tree_size, cp.root_hash, final.name, datetime.now(UTC)],
-        )
-        logger.info("segment published path=%s start=%d end=%d", final, start, cp.tree_size)
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            logger.debug("background DuckDB checkpoint skipped: %s", exc)
 
     # --- alert outbox ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Checks, in one streaming pass (memory stays flat: O(log n) tree state):
 
 - every leaf hash from the stored entry bytes, every chain hash, the seq embedded in each entry
   against its row (deleted / inserted / reordered rows), every indexed column against the entry
-  bytes (one vectorised SQL pass), every stored interior node against the recomputed tree;
+  bytes (one vectorised SQL pass), every stored interior node (levels 8, 16, …) against the tree
+  recomputed from the leaves — a modified, missing or extra node row is reported;
 - the root at every stored checkpoint, every checkpoint signature, consistency proofs between
   successive checkpoints built from the stored nodes;
 - optionally an external checkpoints file (``against``): each of its signed roots must match the
@@ -32,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import LedgerError, SigningKeyError
+from ledger._columns import column_flags_sql
+from ledger._query import fetch_nodes
 from ledger._schema import SEGMENT_GLOB, parse_segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file
 from ledger.entry import GENESIS_CHAIN, embedded_seq
@@ -216,7 +219,6 @@ class _Pass:
         self.nodes = _NodeCursor(nodes) if nodes is not None else None
         self.node_reported = False
         self.new_nodes: list[tuple[int, int, bytes]] = []
-        self.node_pos = 0
 
     def check_roots(self) -> None:
         tree, report = self.tree, self.report
@@ -279,15 +281,15 @@ class _Pass:
             return False
         saved = (self.tree.size, self.tree.border())
         new_nodes: list[bytes] = []
-        self.tree.extend_hashes(computed, new_nodes)
+        new_pos: list[int] = []
+        self.tree.extend_stored_hashes(computed, new_nodes, new_pos)
         if self.nodes is not None and not self.node_reported and new_nodes:
             k = len(new_nodes)
             pos, hashes = self.nodes.peek(k)
-            if hashes != new_nodes or pos != list(range(self.node_pos, self.node_pos + k)):
+            if hashes != new_nodes or pos != new_pos:
                 self.tree = CompactRange(*saved)
                 return False
             self.nodes.skip(k)
-            self.node_pos += k
         self.chain = chain
         self.expected = first + n
         self.check_roots()
@@ -329,7 +331,7 @@ class _Pass:
             if emb is not None and len(self.shifted) < 100_000:
                 self.shifted[emb] = seq
         new_nodes = self.new_nodes
-        self.tree.append(lh, new_nodes)
+        self.tree.append_stored(lh, new_nodes)
         if new_nodes:
             if self.nodes is not None and not self.node_reported:
                 for level, idx, h in new_nodes:
@@ -340,11 +342,11 @@ class _Pass:
                             "root-mismatch",
                             idx << level,
                             f"stored tree node level {level} index {idx} (pos {want_pos}) differs from the "
-                            "one recomputed from the entries: proofs served from it would be wrong",
+                            "one recomputed from the entries (modified, missing, or a row inserted before "
+                            "it): proofs served from it would be wrong",
                         )
                         self.node_reported = True
                         break
-                    self.node_pos += 1
             new_nodes.clear()
         self.expected += 1
         self.check_roots()
@@ -446,63 +448,10 @@ def _run_pass(
     p.finish()
 
 
-#: the indexed columns and where the entry bytes say them (``_``: inputs of a derived column)
-_FIELDS: dict[str, tuple[str, str | None]] = {
-    "event_id": ("$.event.event_id", None),
-    "occurred_at": ("$.event.occurred_at", "TIMESTAMPTZ"),
-    "ingested_at": ("$.ingested_at", "TIMESTAMPTZ"),
-    "source": ("$.event.source", None),
-    "actor_id": ("$.event.actor.id", None),
-    "actor_kind": ("$.event.actor.kind", None),
-    "on_behalf_of": ("$.event.actor.on_behalf_of", None),
-    "credential": ("$.event.actor.credential", None),
-    "action": ("$.event.action", None),
-    "resource_id": ("$.event.resource.id", None),
-    "resource_type": ("$.event.resource.type", None),
-    "environment": ("$.event.resource.environment", None),
-    "outcome": ("$.decision.outcome", None),
-    "mode": ("$.decision.mode", None),
-    "severity": ("$.decision.severity", None),
-    "policy_version": ("$.decision.policy_version", None),
-    '"commit"': ("$.event.change.commit", None),
-    "pull_request": ("$.event.change.pull_request", None),
-    "task": ("$.event.change.task", None),
-    "approval_used": ("$.decision.approval.request_id", None),
-    "rails": ("$.decision.rails", "JSON"),
-    "_approval_request": ("$.event.approval.request_id", None),
-    "_attr_request": ("$.event.attributes.request_id", None),
-    "_reasons": ("$.decision.reasons", None),
-}
-
-
 def _column_check_sql(rel: str) -> tuple[str, list[str]]:
-    """One query, one JSON parse per row: the lowest seq whose indexed columns differ from its entry."""
-    paths = ", ".join(f"'{p}'" for p, _ in _FIELDS.values())
-    pos = {name: i + 1 for i, name in enumerate(_FIELDS)}
-    checks: dict[str, str] = {}
-    for name, (_, cast) in _FIELDS.items():
-        if name.startswith("_"):
-            continue
-        v = f"v[{pos[name]}]"
-        if cast == "TIMESTAMPTZ":
-            checks[name] = f"CAST({v} AS TIMESTAMPTZ)"
-        elif cast == "JSON":
-            checks[name] = f"CAST(CAST({v} AS JSON) AS INTEGER[])"
-        else:
-            checks[name] = v
-    checks["request_id"] = f"coalesce(v[{pos['_approval_request']}], v[{pos['_attr_request']}])"
-    # the reasons array is extracted as JSON text and only that small document is parsed again
-    checks["policies"] = f"CAST(json_extract_string(v[{pos['_reasons']}], '$[*].policy_id') AS VARCHAR[])"
-    flags = ", ".join(
-        f"({col} IS DISTINCT FROM {expr}) AS c{i}" for i, (col, expr) in enumerate(checks.items())
-    )
-    names = list(checks)
-    sql = (
-        f"SELECT seq, * EXCLUDE (seq) FROM (SELECT seq, {flags} FROM "
-        f"(SELECT *, json_extract_string(decode(entry), [{paths}]) AS v FROM {rel})) "
-        f"WHERE {' OR '.join(f'c{i}' for i in range(len(names)))} ORDER BY seq LIMIT 1"
-    )
-    return sql, names
+    """One query, one JSON parse per row: the lowest seq whose indexed columns differ from its entry
+    (the expressions the writer inserted them with: ``ledger._columns``)."""
+    return column_flags_sql(rel)
 
 
 def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport) -> None:
@@ -562,19 +511,7 @@ def _check_consistency(
     """Consistency proofs from the stored nodes between successive checkpoints (what auditors get)."""
 
     def fetch(ids: Sequence[tuple[int, int]]) -> list[bytes]:
-        leaves = [i for lv, i in ids if lv == 0]
-        inner = [node_position(lv, i) for lv, i in ids if lv > 0]
-        got: dict[tuple[int, int], bytes] = {}
-        if leaves:
-            for s, h in con.execute(
-                "SELECT seq, leaf_hash FROM entries WHERE seq IN (SELECT unnest(?))", [leaves]
-            ).fetchall():
-                got[(0, int(s))] = bytes(h)
-        if inner:
-            for lv, i, h in con.execute(
-                "SELECT level, idx, hash FROM nodes WHERE pos IN (SELECT unnest(?))", [inner]
-            ).fetchall():
-                got[(int(lv), int(i))] = bytes(h)
+        got = fetch_nodes(con, ids)  # what a Ledger serves: stored levels, the rest derived from them
         return [got.get(n, b"") for n in ids]
 
     ordered = sorted(cps, key=lambda c: (c.created_at, c.tree_size))

@@ -8,6 +8,7 @@ import pytest
 
 from core.config import Config
 from ledger import Ledger, _query, merkle
+from ledger import store as store_mod
 from ledger.entry import AppendResult
 from ledger.store import SMALL_APPEND
 from ledger.verify import verify_ledger
@@ -71,6 +72,49 @@ def test_small_and_large_appends_store_the_same_columns(tmp_path: Path, n: int) 
     assert verify_ledger(config).ok
 
 
+def test_lone_entry_autocommits_and_a_duplicate_leaves_no_open_transaction(tmp_path: Path) -> None:
+    """A lone entry (no nodes, alerts, offsets, dead letters) is one autocommitted INSERT; one that
+    hits the UNIQUE index is skipped as a duplicate and the connection is usable afterwards."""
+    config = make_config(tmp_path, checkpoint_every=1000)
+    recs = records(6)
+    with Ledger.open(config) as led:
+        for i in (0, 2, 4):  # even records are allows: no alert, so each is a lone INSERT
+            assert [s for s, _ in led.append([recs[i]]).appended] == [led.size - 1]
+        again = led.append([recs[2]])
+        assert again.duplicates == ["test:2"] and again.appended == []
+        assert led.append([recs[1]]).appended == [(3, "test:1")]  # with its alert: a transaction
+        assert [a["event_id"] for a in led.pending_alerts()] == ["test:1"]
+        led.checkpoint()
+    with Ledger.open(config) as led:  # every append was committed
+        assert [e.event.event_id for e in led.iter_records()] == ["test:0", "test:2", "test:4", "test:1"]
+    assert verify_ledger(config).ok
+
+
+def test_append_many_commits_entries_nodes_and_alerts_in_one_call(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=10_000)
+    recs = records(600)
+    with Ledger.open(config) as led:
+        assert led.append_many([recs[:300], recs[300:]]) == 600
+        assert len(led.pending_alerts(1000)) == 300  # odd records are detect-mode denies
+        nodes = led.connection().execute("SELECT count(*) FROM nodes").fetchone()
+        assert nodes == (2,)  # level-8 subtrees [0, 256) and [256, 512)
+        led.checkpoint()
+    assert verify_ledger(config).ok
+
+
+def test_wal_is_checkpointed_by_the_segment_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "_WAL_CHECKPOINT_BYTES", 1)  # fold the log after every segment
+    config = make_config(tmp_path, checkpoint_every=50)
+    wal = Path(f"{config.ledger_path}.wal")
+    with Ledger.open(config) as led:
+        led.append_many([records(50, start=k) for k in range(0, 200, 50)])
+        led.flush()
+        assert not wal.exists() or wal.stat().st_size < 10_000  # the entries are in the database file
+        led.append(records(10, start=200))  # appends go on after a background checkpoint
+        led.checkpoint()
+    assert verify_ledger(config).ok
+
+
 def test_existing_small_and_large(ledger: Ledger) -> None:
     ledger.append(records(300))
     assert ledger.existing(["test:3", "nope", "test:3"]) == {"test:3"}
@@ -83,40 +127,47 @@ def _cfg_big(tmp_path: Path) -> Config:
     return make_config(tmp_path, checkpoint_every=100_000)
 
 
-def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path) -> None:
+def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_query, "CACHE_LEVEL", 8)  # cache the level-8 nodes too: a small tree exercises it
     config = _cfg_big(tmp_path)
-    n = 4096 * 2 + 77  # two complete level-12 nodes and one level-13 node
+    n = 256 * 2 + 77  # two stored level-8 nodes; the level-9 node is derived from them
     with Ledger.open(config) as led:
-        led.append(records(3000))
+        led.append(records(200))
         assert led._upper is None  # loaded lazily, by the first proof or root
-        led.root_at(3000)
+        led.root_at(200)
         assert led._upper is not None and len(led._upper) == 0
-        led.append(records(n - 3000, start=3000))  # cache extended by the writer
-        assert len(led._upper) == 3
-        writer_proofs = [led.inclusion_proof(i, n) for i in (0, 4095, 4096, n - 1)]
-        writer_cons = led.consistency_proof(5000, n)
+        led.append(records(n - 200, start=200))  # cache extended by the writer
+        assert len(led._upper) == 3  # (8, 0), (8, 1) and the derived (9, 0)
+        writer_proofs = [led.inclusion_proof(i, n) for i in (0, 255, 256, n - 1)]
+        writer_cons = led.consistency_proof(300, n)
+        entries = [e.entry_bytes for e in led.iter_records()]
         led.checkpoint()
+    assert writer_proofs == [merkle.inclusion_proof(entries, i) for i in (0, 255, 256, n - 1)]
+    assert writer_cons == merkle.consistency_proof(entries, 300)
     with Ledger.open(config, read_only=True) as ro:
         ro.root_at(n)
         assert ro._upper is not None and len(ro._upper) == 3  # loaded by the first proof
         uncached = lambda ids: [_query.fetch_nodes(ro.connection(), ids)[x] for x in ids]  # noqa: E731
         from ledger.proofs import consistency_proof_at, inclusion_proof_at
 
-        for i, p in zip((0, 4095, 4096, n - 1), writer_proofs, strict=True):
+        for i, p in zip((0, 255, 256, n - 1), writer_proofs, strict=True):
             assert ro.inclusion_proof(i, n) == p == inclusion_proof_at(i, n, uncached)
-        assert ro.consistency_proof(5000, n) == writer_cons == consistency_proof_at(5000, n, uncached)
+        assert ro.consistency_proof(300, n) == writer_cons == consistency_proof_at(300, n, uncached)
 
 
-def test_tampered_upper_node_fails_verify_despite_the_cache(tmp_path: Path) -> None:
+def test_tampered_upper_node_fails_verify_despite_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_query, "CACHE_LEVEL", 8)
     config = _cfg_big(tmp_path)
     with Ledger.open(config) as led:
-        led.append(records(4096 + 10))
+        led.append(records(256 + 10))
         led.checkpoint()
-        good = led.inclusion_proof(4100, 4096 + 10)  # uses the level-12 node [0, 4096)
+        good = led.inclusion_proof(260, 256 + 10)  # uses the level-8 node [0, 256)
         # tamper while the writer holds the good node in memory
-        led.connection().execute("UPDATE nodes SET hash = ? WHERE level = 12", [b"\x00" * 32])
+        led.connection().execute("UPDATE nodes SET hash = ? WHERE level = 8", [b"\x00" * 32])
         assert led._upper is not None and len(led._upper) == 1
-        assert led.inclusion_proof(4100, 4096 + 10) == good  # served from memory: the cache is not verify
+        assert led.inclusion_proof(260, 256 + 10) == good  # served from memory: the cache is not verify
     report = verify_ledger(config)
     assert not report.ok
     assert report.problems

@@ -4,6 +4,8 @@ verifier, the synthetic tree) must agree exactly with the reference definitions 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.canonical import canonical_json
-from core.event import CanonicalEvent
+from core.event import CanonicalEvent, parse_time
 from ledger import Ledger, _query, merkle, verify_ledger
 from ledger import store as store_mod
-from ledger._batch import prepare
+from ledger._batch import prepare, prepare_rows
+from ledger._columns import insert_entries_values_sql, insert_rows_sql
+from ledger._schema import SCHEMA
 from ledger._synthetic import build_synthetic_tree, synthetic_entry
 from ledger.entry import GENESIS_CHAIN, chain_hash, encode_entry, entry_bytes, index_columns
-from ledger.proofs import CompactRange, inclusion_proof_at, node_position, range_nodes, root_at
+from ledger.proofs import (
+    CompactRange,
+    inclusion_proof_at,
+    is_stored,
+    node_position,
+    range_nodes,
+    root_at,
+)
 from policy import ApprovalCheck, Decision, Reason
 from tests.unit.core.strategies import events, ident, text
 from tests.unit.ledger.conftest import make_config, records
@@ -83,7 +94,10 @@ def test_entry_bytes_with_odd_attributes_fall_back_to_the_reference(
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(events, decisions), min_size=1, max_size=12), st.integers(0, 40))
+@given(
+    st.lists(st.tuples(events, decisions), min_size=1, max_size=12),
+    st.one_of(st.integers(0, 40), st.integers(244, 260)),  # 244..260: crosses the first level-8 node
+)
 def test_prepare_agrees_with_entry_index_columns_chain_and_tree(
     recs: list[tuple[CanonicalEvent, Decision]], start: int
 ) -> None:
@@ -104,15 +118,95 @@ def test_prepare_agrees_with_entry_index_columns_chain_and_tree(
         ref_tree.append(lh, ref_nodes)
         assert cols["entry"][k] == entry and cols["leaf_hash"][k] == lh and cols["chain_hash"][k] == chain
         assert cols["seq"][k] == start + k
-        for name, want in index_columns(ev, dec).items():
-            got = cols[name][k]
-            if name == "occurred_at":
-                assert got == ev.to_dict()["occurred_at"]
-            else:
-                assert got == want, name
-    assert last == chain and nodes == ref_nodes and tree.root() == ref_tree.root()
+    assert last == chain and tree.root() == ref_tree.root()
+    assert nodes == [n for n in ref_nodes if is_stored(n[0])]  # only the stored levels go to ``nodes``
+    assert prepared.appended == [(start + k, ev.event_id) for k, (ev, _) in enumerate(recs)]
     denies = [(start + k) for k, (_, d) in enumerate(recs) if d.outcome == "deny" and d.mode == "detect"]
     assert [a[0] for a in prepared.alerts] == denies
+
+
+def _index_columns_in_duckdb(con: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> list[dict[str, Any]]:
+    con.execute("DELETE FROM entries")
+    con.execute(insert_entries_values_sql(len(rows)), [v for r in rows for v in r])
+    cur = con.execute("SELECT * FROM entries ORDER BY seq")
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(recs=st.lists(st.tuples(events, decisions), min_size=1, max_size=6, unique_by=lambda r: r[0].event_id))
+def test_columns_derived_in_duckdb_agree_with_index_columns(
+    recs: list[tuple[CanonicalEvent, Decision]], schema_con: duckdb.DuckDBPyConnection
+) -> None:
+    """The writer's SQL (``ledger._columns``) gives every indexed column ``entry.index_columns`` gives."""
+    prepared, _ = prepare_rows(recs, 3, "2026-03-01T00:00:00.000000Z", GENESIS_CHAIN, CompactRange(), [])
+    stored = _index_columns_in_duckdb(schema_con, prepared.rows)
+    for (ev, dec), row, prep in zip(recs, stored, prepared.rows, strict=True):
+        assert [row["seq"], row["entry"], row["leaf_hash"], row["chain_hash"]] == prep
+        assert row["ingested_at"] == parse_time("2026-03-01T00:00:00.000000Z")
+        for name, want in index_columns(ev, dec).items():
+            got = row[name]
+            if name == "occurred_at":
+                assert got == ev.occurred_at
+            else:
+                assert got == want, name
+
+
+def _rows_inserted(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    con.execute("DELETE FROM entries")
+    con.execute(sql, params)
+    return con.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+
+
+# request ids of approvals and attributes that are text, missing, or another JSON type (which the
+# SQL derivation renders as JSON text: those rows must take it)
+request_ids = st.none() | ident | st.integers(-5, 5) | st.booleans() | st.lists(st.integers(0, 3), max_size=2)
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    recs=st.lists(st.tuples(events, decisions), min_size=1, max_size=5, unique_by=lambda r: r[0].event_id),
+    attr_request=request_ids,
+)
+def test_python_columns_equal_the_sql_derivation(
+    recs: list[tuple[CanonicalEvent, Decision]], attr_request: Any, schema_con: duckdb.DuckDBPyConnection
+) -> None:
+    """Small appends give the indexed columns as parameters (``_columns.row_values``): every stored
+    value must be exactly what the SQL derivation (``INDEXED_COLUMNS``, also what verify checks)
+    gives for the same bytes — or the rows must fall back to that derivation."""
+    if attr_request is not None:
+        ev, dec = recs[0]
+        recs[0] = (replace(ev, attributes={**ev.attributes, "request_id": attr_request}), dec)
+    prepared, _ = prepare_rows(recs, 3, "2026-03-01T00:00:00.123456Z", GENESIS_CHAIN, CompactRange(), [])
+    n = len(prepared.rows)
+    derived = _rows_inserted(schema_con, insert_entries_values_sql(n), [v for r in prepared.rows for v in r])
+    if prepared.columns is None:
+        assert attr_request is not None and type(attr_request) is not str
+        assert recs[0][0].approval is None or recs[0][0].approval.request_id is None
+        return
+    rows = zip(prepared.rows, prepared.columns, strict=True)
+    given_ = _rows_inserted(schema_con, insert_rows_sql(n), [v for r, c in rows for v in (*r, *c)])
+    assert given_ == derived
+
+
+def test_small_append_with_a_non_text_request_id_derives_it_in_sql(tmp_path: Path) -> None:
+    ev, dec = records(1)[0]
+    ev = replace(ev, attributes={"request_id": 7})
+    config = make_config(tmp_path, checkpoint_every=1000)
+    with Ledger.open(config) as led:
+        led.append([(ev, dec)])
+        got = led.connection().execute("SELECT request_id FROM entries").fetchone()
+        assert got == ("7",)
+    assert verify_ledger(config).ok
+
+
+@pytest.fixture(scope="module")
+def schema_con() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    for stmt in SCHEMA:
+        con.execute(stmt)
+    yield con
+    con.close()
 
 
 @given(st.integers(0, 300), st.integers(0, 300))
@@ -193,7 +287,7 @@ def test_verify_reads_rows_stored_out_of_order_again_sorted(tmp_path: Path) -> N
 
 
 def test_synthetic_tree_is_the_rfc6962_tree_of_its_entries(tmp_path: Path) -> None:
-    size = 37
+    size = 600  # two stored level-8 nodes, a ragged right edge
     build_synthetic_tree(tmp_path / "s.duckdb", size)
     con = duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True)
     entries = [synthetic_entry(i) for i in range(size)]
@@ -205,12 +299,14 @@ def test_synthetic_tree_is_the_rfc6962_tree_of_its_entries(tmp_path: Path) -> No
     tree = CompactRange()
     nodes: list[tuple[int, int, bytes]] = []
     for e in entries:
-        tree.append(merkle.leaf_hash(e), nodes)
+        tree.append_stored(merkle.leaf_hash(e), nodes)
+    assert [lv for lv, _, _ in nodes] == [8, 8]
     stored = con.execute("SELECT pos, level, idx, hash FROM nodes ORDER BY pos").fetchall()
     assert [(int(p), int(lv), int(i), bytes(h)) for p, lv, i, h in stored] == [
         (node_position(lv, i), lv, i, h) for lv, i, h in nodes
     ]
-    for n in (1, 2, 5, 16, 37):
+    for n in (1, 2, 5, 16, 37, 256, 511, 512, 513, 600):
         assert root_at(n, fetch) == merkle.root_hash(entries[:n])
-    assert inclusion_proof_at(9, size, fetch) == merkle.inclusion_proof(entries, 9)
+    for i in (0, 9, 255, 256, 599):
+        assert inclusion_proof_at(i, size, fetch) == merkle.inclusion_proof(entries, i)
     con.close()

@@ -10,6 +10,7 @@ import pytest
 from core.deadletter import DeadLetter
 from core.errors import LedgerError, LedgerLockedError
 from ledger import Ledger, SegmentReader, merkle
+from ledger import store as store_mod
 from ledger.checkpoint import read_checkpoints_file
 from tests.unit.ledger.conftest import make_config, make_decision, make_event, records
 
@@ -105,6 +106,40 @@ def test_checkpoints_every_n_to_db_file_and_segments(tmp_path: Path) -> None:
         assert {e.event.event_id for e in sr.violations(rail=1)} == {f"test:{i}" for i in range(1, 14, 2)}
         assert sr.get("test:2") is not None
         assert sr.prove("test:2")["tree_size"] == 14
+
+
+def test_segments_are_exported_in_the_background_and_flush_waits(tmp_path: Path) -> None:
+    config = make_config(tmp_path, checkpoint_every=5)
+    with Ledger.open(config) as led:
+        for k in range(4):
+            led.append_many([records(5, start=10 * k), records(5, start=10 * k + 5)])
+        led.flush()
+        names = sorted(p.name for p in config.segments_dir.glob("entries-*.parquet"))
+        ends = sorted(c.tree_size for c in led.checkpoints())
+        assert ends == [5 * i for i in range(1, 9)]
+        assert [int(n.split("-")[2]) for n in names] == ends  # one segment per checkpoint
+        with SegmentReader.from_config(config) as sr:
+            assert sr.size == 40 and sr.verify().ok
+
+
+def test_failed_segment_export_raises_on_flush_and_is_redone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, checkpoint_every=5)
+    with Ledger.open(config) as led:
+        real = store_mod.segment_name  # type: ignore[attr-defined]
+        monkeypatch.setattr(store_mod, "segment_name", lambda *a: "missing-dir/x.parquet")
+        assert led.append(records(5)).checkpoint is not None  # the append itself succeeds
+        with pytest.raises(LedgerError, match="segment"):
+            led.flush()
+        monkeypatch.setattr(store_mod, "segment_name", real)
+        led.append(records(5, start=5))
+        led.flush()
+        assert [p.name.split("-")[1:3] for p in sorted(config.segments_dir.glob("entries-*.parquet"))] == [
+            ["000000000000", "000000000010"]
+        ]
+    with SegmentReader.from_config(config) as sr:
+        assert sr.size == 10 and sr.verify().ok
 
 
 def test_reopen_resumes_tree_and_chain(tmp_path: Path) -> None:
