@@ -58,7 +58,11 @@ def sha256_hex(data: bytes) -> Sha256Hex:
 
 def format_time(t: datetime) -> str:
     """RFC 3339 UTC with exactly six fractional digits and a ``Z``: one spelling per instant."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    u = t.astimezone(UTC)
+    if u.year < 1000:  # isoformat pads the year to four digits; the format's %Y does not
+        return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is ~3x faster than strftime; this runs twice per ledger entry
+    return u.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -230,9 +230,15 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--connect-timeout", default=10.0, show_default=True, help="Seconds to wait for the broker.")
 @click.option(
     "--evaluate-ahead/--no-evaluate-ahead",
-    default=False,
+    default=None,
+    help="Evaluate the next batch while the previous one is appended (two threads); "
+    "default: on with the consumer process, off --in-process.",
+)
+@click.option(
+    "--consumer-process/--in-process",
+    default=True,
     show_default=True,
-    help="Evaluate the next batch while the previous one is appended (two threads).",
+    help="Poll and decode Kafka in a second process (two cores) or in this one.",
 )
 @json_option
 @pass_ctx
@@ -250,7 +256,8 @@ def serve(
     max_messages: int | None,
     instance_id: str | None,
     connect_timeout: float,
-    evaluate_ahead: bool,
+    evaluate_ahead: bool | None,
+    consumer_process: bool,
     as_json: bool,
 ) -> None:
     """Consume Kafka into the ledger, exactly once, as a consumer-group member.
@@ -258,10 +265,11 @@ def serve(
     Each polled batch is decoded (bad messages become dead letters naming their topic,
     partition and offset), evaluated and appended together with the consumed offsets in one
     ledger transaction; on start and on every rebalance the consumer seeks to the offsets in
-    the ledger, so a crash never loses or duplicates an event. SIGTERM or Ctrl-C finishes the
-    batch in flight and exits. Decisions, violations, dead letters and signed checkpoints are
-    published to railbook.decisions, railbook.violations, railbook.deadletters and
-    railbook.checkpoints.
+    the ledger, so a crash never loses or duplicates an event. Polling and decoding run in a
+    second process (--in-process keeps one), so the two halves use two cores. SIGTERM or
+    Ctrl-C finishes the batch in flight and exits. Decisions, violations, dead letters and
+    signed checkpoints are published to railbook.decisions, railbook.violations,
+    railbook.deadletters and railbook.checkpoints.
 
     Example:
 
@@ -283,6 +291,7 @@ def serve(
         instance_id=instance_id or config.kafka.get("instance_id"),
         connect_timeout=connect_timeout,
         evaluate_ahead=evaluate_ahead,
+        consumer_process=consumer_process,
     )
     last = [time.monotonic()]
 

@@ -34,7 +34,7 @@ from railbook.cli._common import (
     pass_ctx,
     print_json,
 )
-from railbook.serve import ServeOptions, Server, ServeStats
+from railbook.serve import ServeOptions, Server, ServeStats, tuned_gc
 
 __all__ = ["bench_kafka", "mixed_stream"]
 
@@ -267,9 +267,15 @@ def _pct(values: list[float], q: float) -> float:
 )
 @click.option(
     "--evaluate-ahead/--no-evaluate-ahead",
-    default=False,
+    default=None,
+    help="serve evaluates the next batch while the previous one is appended "
+    "(default as serve: on with the consumer process).",
+)
+@click.option(
+    "--consumer-process/--in-process",
+    default=True,
     show_default=True,
-    help="serve evaluates the next batch while the previous one is appended.",
+    help="serve polls and decodes in a second process (its default) or in its own.",
 )
 @click.option("--rate", default=1000, show_default=True, help="Events/s for the latency phase.")
 @click.option("--latency-seconds", default=10.0, show_default=True, help="Length of the latency phase.")
@@ -286,7 +292,8 @@ def bench_kafka(
     partitions: int,
     batch_size: int,
     with_outputs: bool,
-    evaluate_ahead: bool,
+    evaluate_ahead: bool | None,
+    consumer_process: bool,
     rate: int,
     latency_seconds: float,
     out: str | None,
@@ -319,7 +326,8 @@ def bench_kafka(
         "partitions": partitions,
         "batch_size": batch_size,
         "with_outputs": with_outputs,
-        "evaluate_ahead": evaluate_ahead,
+        "evaluate_ahead": evaluate_ahead if evaluate_ahead is not None else consumer_process,
+        "consumer_process": consumer_process,
         "bootstrap": bootstrap,
     }
     try:
@@ -338,7 +346,8 @@ def bench_kafka(
             del events
 
             err_console.print("raw consume (poll + Avro decode) …")
-            secs, bad = _raw_consume(bootstrap, topic, n, timeout=max(120.0, n / 500))
+            with tuned_gc():  # the garbage-collector settings serve runs with (railbook.serve._gc)
+                secs, bad = _raw_consume(bootstrap, topic, n, timeout=max(120.0, n / 500))
             results["raw_consume_per_s"] = round(n / secs)
             results["raw_decode_errors"] = bad
 
@@ -350,6 +359,7 @@ def bench_kafka(
                 batch_size=batch_size,
                 publish_outputs=with_outputs,
                 evaluate_ahead=evaluate_ahead,
+                consumer_process=consumer_process,
                 max_messages=n,
                 idle_exit=60.0,
             )
@@ -376,6 +386,7 @@ def bench_kafka(
                     batch_size,
                     with_outputs,
                     evaluate_ahead,
+                    consumer_process,
                 )
             )
     finally:
@@ -408,7 +419,8 @@ def _latency(
     seconds: float,
     batch_size: int,
     with_outputs: bool,
-    evaluate_ahead: bool,
+    evaluate_ahead: bool | None,
+    consumer_process: bool,
 ) -> dict[str, Any]:
     opts = ServeOptions(
         bootstrap,
@@ -417,6 +429,7 @@ def _latency(
         batch_size=batch_size,
         publish_outputs=with_outputs,
         evaluate_ahead=evaluate_ahead,
+        consumer_process=consumer_process,
         track_latency=True,
         poll_timeout=0.2,
     )
@@ -426,11 +439,8 @@ def _latency(
     try:
         # wait until serve has joined the group and been assigned the partition
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and thread.is_alive():
-            consumer = server._consumer
-            if consumer is not None and consumer.assignment():
-                break
-            time.sleep(0.1)
+        while time.monotonic() < deadline and thread.is_alive() and not server.assigned.wait(0.1):
+            pass
         with Publisher(bootstrap, topic=topic, producer_config={"linger_ms": 0}) as pub:
             start = time.monotonic()
             for i, ev in enumerate(events):

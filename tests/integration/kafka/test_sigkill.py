@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -27,7 +28,23 @@ TRIALS = int(os.environ.get("RAILBOOK_SIGKILL_TRIALS", "5"))
 EVENTS = int(os.environ.get("RAILBOOK_SIGKILL_EVENTS", "8000"))
 
 
-@pytest.mark.parametrize("mode", ["--no-evaluate-ahead", "--evaluate-ahead"])
+def _consumer_process_exits(log: Path) -> None:
+    """serve's consumer process (its pid is in the start line) must not outlive a SIGKILLed serve."""
+    found = re.findall(r"serve started .* consumer=process (\d+)", log.read_text())
+    if not found:
+        return
+    pid = int(found[-1])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the consumer process {pid} outlived serve by 20 s")
+
+
+@pytest.mark.parametrize("mode", ["--no-evaluate-ahead", "--evaluate-ahead", "--in-process"])
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     kafka_broker: str, kafka_ns: str, tmp_path: Path, mode: str
 ) -> None:
@@ -67,6 +84,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             pytest.fail(f"serve exited early ({proc.returncode}):\n{log.read_text()[-4000:]}")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
+        _consumer_process_exits(log)
         ids = ledger_event_ids(ledger) if ledger.exists() else []
         assert len(ids) == len(set(ids)), f"trial {trial}: duplicate entries after SIGKILL"
         sizes.append(len(ids))
