@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,6 +99,23 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 class _Conflict(Exception):
     """An insert hit a UNIQUE constraint (an event already in the ledger); rolled back."""
+
+
+@contextlib.contextmanager
+def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterator[None]:
+    """Roll back the append of ``count`` entries on any error: a UNIQUE violation becomes
+    ``_Conflict`` (the caller re-checks for duplicates), any other DuckDB error a ``LedgerError``."""
+    try:
+        yield
+    except duckdb.ConstraintException as exc:
+        _rollback(con)
+        raise _Conflict(str(exc)) from exc
+    except duckdb.Error as exc:
+        _rollback(con)
+        raise LedgerError(f"ledger append of {count} entries failed and was rolled back: {exc}") from exc
+    except BaseException:
+        _rollback(con)
+        raise
 
 
 class _ChunkWriter:
@@ -526,7 +543,7 @@ class Ledger(EntryReads):
         # one statement (the gate's lone entry, most of the time) commits on its own: an autocommitted
         # INSERT is as atomic and as durable as BEGIN … COMMIT, two round trips fewer
         lone = small is not None and not (new_nodes or alerts or dead_letters or offsets)
-        try:
+        with _rolled_back_on_error(con, len(fresh)):
             if not lone:
                 con.begin()
             if small is not None:
@@ -556,17 +573,6 @@ class Ledger(EntryReads):
                 self._insert_alerts(alerts, now)
             if not lone:
                 con.commit()
-        except duckdb.ConstraintException as exc:
-            _rollback(con)
-            raise _Conflict(str(exc)) from exc
-        except duckdb.Error as exc:
-            _rollback(con)
-            raise LedgerError(
-                f"ledger append of {len(fresh)} entries failed and was rolled back: {exc}"
-            ) from exc
-        except BaseException:
-            _rollback(con)
-            raise
         self._size, self._chain, self._tree = seq, chain, tree
         if self._upper is not None:
             self._upper.add(new_nodes)
@@ -651,20 +657,10 @@ class Ledger(EntryReads):
             statements.append(_INSERT_ALERTS.format(t="_railbook_alerts"))
         statements.append("COMMIT")
         try:
-            for name, table in views.items():
-                con.register(name, table)
-            con.execute(";\n".join(statements))
-        except duckdb.ConstraintException as exc:
-            _rollback(con)
-            raise _Conflict(str(exc)) from exc
-        except duckdb.Error as exc:
-            _rollback(con)
-            raise LedgerError(
-                f"ledger append of {len(enc.appended)} entries failed and was rolled back: {exc}"
-            ) from exc
-        except BaseException:
-            _rollback(con)
-            raise
+            with _rolled_back_on_error(con, len(enc.appended)):
+                for name, table in views.items():
+                    con.register(name, table)
+                con.execute(";\n".join(statements))
         finally:
             for name in views:
                 with contextlib.suppress(duckdb.Error):

@@ -79,10 +79,8 @@ class PipelineBackend:
     def submit(
         self, events: Sequence[CanonicalEvent], mode: Literal["detect", "gate"], *, fresh: bool = False
     ) -> BatchSummary:
-        from railbook.service.writer import process_fresh
-
-        ids = frozenset(e.event_id for e in events) if fresh else frozenset()
-        return process_fresh(self.pipeline, list(events), mode=mode, fresh=ids)
+        minted = frozenset(e.event_id for e in events) if fresh else frozenset()
+        return self.pipeline.process(events, mode=mode, minted=minted)
 
     def read(self, fn: Callable[[Pipeline], T]) -> T:
         return fn(self.pipeline)

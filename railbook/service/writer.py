@@ -27,7 +27,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from core.event import CanonicalEvent
     from railbook.pipeline import BatchSummary, Pipeline
 
-__all__ = ["Writer", "WriterClosedError", "WriterOverloadedError", "process_fresh"]
+__all__ = ["Writer", "WriterClosedError", "WriterOverloadedError"]
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +189,7 @@ class Writer:
 
         ``fresh``: the caller minted these event ids just now (gate requests, ``gate:req-<random>``),
         so the ledger lookup for already-stored duplicates is skipped for them (see
-        ``process_fresh``)."""
+        ``Pipeline.process``, ``minted``)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         job = _Batch(list(items), mode, offsets, fresh)
@@ -321,7 +320,7 @@ class Writer:
         items: list[CanonicalEvent | DeadLetter] = [it for j in jobs for it in j.items]
         try:
             offsets = _merge_offsets(j.offsets for j in jobs)
-            summary = process_fresh(pipeline, items, offsets=offsets, mode=jobs[0].mode, fresh=_fresh(jobs))
+            summary = pipeline.process(items, offsets=offsets, mode=jobs[0].mode, minted=_minted(jobs))
         except Exception as exc:
             if len(jobs) == 1:
                 logger.warning("writer: batch failed error=%s", exc)
@@ -342,9 +341,7 @@ class Writer:
 
     def _run_batch_single(self, pipeline: Pipeline, job: _Batch, target: Future[BatchSummary]) -> None:
         try:
-            summary = process_fresh(
-                pipeline, job.items, offsets=job.offsets, mode=job.mode, fresh=_fresh([job])
-            )
+            summary = pipeline.process(job.items, offsets=job.offsets, mode=job.mode, minted=_minted([job]))
         except Exception as exc:
             target.set_exception(exc)
             return
@@ -362,46 +359,9 @@ class Writer:
                 logger.exception("writer: commit listener failed")
 
 
-def _fresh(jobs: Iterable[_Batch]) -> frozenset[str]:
+def _minted(jobs: Iterable[_Batch]) -> frozenset[str]:
+    """The event ids of the ``fresh`` submissions (see ``Pipeline.process``, ``minted``)."""
     return frozenset(it.event_id for j in jobs if j.fresh for it in j.items if not isinstance(it, DeadLetter))
-
-
-def process_fresh(
-    pipeline: Pipeline,
-    items: Sequence[CanonicalEvent | DeadLetter],
-    *,
-    offsets: Offsets | None = None,
-    mode: str = "detect",
-    fresh: AbstractSet[str] = frozenset(),
-) -> BatchSummary:
-    """``pipeline.process``, minus the ledger lookup of the ``fresh`` event ids.
-
-    ``Pipeline.process`` looks every event id up in the ledger before evaluating, so that a
-    re-delivered event never consumes an approval twice. A gate request's id is minted by the gate
-    for this one request (64 random bits) and cannot have been delivered before; its lookup is an
-    index probe per request on the gate's latency path (~0.4 ms measured) that can only answer
-    "no". The guarantees stay: the ledger's UNIQUE index still refuses a stored id, and if that ever
-    happens the approval book (which saw the event during evaluation) is rebuilt from the ledger,
-    exactly as ``process`` does when an append fails.
-    """
-    if not fresh:
-        return pipeline.process(items, offsets=offsets, mode=mode)
-    stored = pipeline.ledger.existing
-
-    def existing(ids: Iterable[str]) -> AbstractSet[str]:
-        rest = [i for i in ids if i not in fresh]
-        return stored(rest) if rest else frozenset()
-
-    batch = pipeline.evaluate(items, mode=mode, existing=existing)
-    try:
-        summary = pipeline.commit(batch, offsets=offsets)
-    except BaseException:
-        pipeline.rebuild_approvals()
-        raise
-    if summary.appended != len(batch.records):
-        logger.warning("writer: a fresh event id was already stored; rebuilding the approval book")
-        pipeline.rebuild_approvals()
-    return summary
 
 
 def _split(summary: BatchSummary, parts: list[list[CanonicalEvent | DeadLetter]]) -> list[BatchSummary]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ class FakePipeline:
         self.calls: list[int] = []
         self.fail_on = fail_on or set()
         self.threads: set[str] = set()
+        self.minted: list[frozenset[str]] = []
+        """Per ``process`` call, the ids the caller minted (gate requests skip the ledger lookup)."""
 
     def process(
         self,
@@ -61,8 +64,10 @@ class FakePipeline:
         *,
         offsets: Mapping[str, Any] | None = None,
         mode: str = "detect",
+        minted: AbstractSet[str] = frozenset(),
     ) -> FakeSummary:
         self.threads.add(threading.current_thread().name)
+        self.minted.append(frozenset(minted))
         if any(isinstance(i, CanonicalEvent) and i.event_id in self.fail_on for i in items):
             raise RuntimeError("boom")
         self.calls.append(len(items))

@@ -27,6 +27,21 @@ def test_submit_runs_on_the_writer_thread() -> None:
     assert p.threads == {"the-writer"}
 
 
+def test_only_fresh_submissions_name_their_ids_as_minted() -> None:
+    p = FakePipeline()
+    gate = threading.Event()
+    with _writer(p) as w:
+        w.call(lambda _p: gate.wait(5))
+        # queued together: one transaction, where only the fresh submission's ids skip the lookup
+        fresh = w.submit([make_event("req-1")], mode="gate", fresh=True)
+        other = w.submit([make_event("g-2")], mode="gate")
+        gate.set()
+        fresh.result(5)
+        other.result(5)
+        w.submit([make_event("d-3")]).result(5)
+    assert p.minted == [frozenset({"req-1"}), frozenset()]
+
+
 def test_queued_submissions_share_one_transaction_and_get_their_own_parts() -> None:
     p = FakePipeline()
     gate = threading.Event()
