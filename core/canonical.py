@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from core.errors import NormaliseError
 
-__all__ = ["canonical_json"]
+__all__ = ["canonical_json", "canonical_json_fast"]
 
 _encoder = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
@@ -58,3 +60,20 @@ def _has_astral_key(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_has_astral_key(v) for v in obj)
     return False
+
+
+def canonical_json_fast(obj: Any, *, plain: bool) -> bytes:
+    """``canonical_json(obj)``, written by orjson (~10x faster) when ``plain`` says it may be.
+
+    orjson with sorted keys writes the same bytes as ``canonical_json`` for every value whose object
+    keys are ASCII strings and whose scalars are str, bool, None and 64-bit integers (tested against
+    it with hypothesis). ``plain`` is the caller's word for that: JCS orders astral keys by UTF-16
+    units, and floats are written differently. Anything orjson refuses (integers beyond 64 bits,
+    lone surrogates) goes to the reference encoder, which accepts or rejects it.
+    """
+    if plain:
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    return canonical_json(obj)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.canonical import canonical_json_fast
 from core.errors import NormaliseError
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "event_from_dict",
     "format_time",
     "parse_time",
+    "plain_attributes",
     "sha256_hex",
 ]
 
@@ -63,6 +66,16 @@ def format_time(t: datetime) -> str:
         return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # isoformat is ~3x faster than strftime; this runs twice per ledger entry
     return u.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def plain_attributes(attributes: Mapping[str, Any]) -> bool:
+    """Whether orjson may encode an event with these attributes (ASCII string keys, string values):
+    ``core.canonical.canonical_json_fast``'s ``plain``. Every other part of an event is typed;
+    attributes are the free-form part."""
+    for k, v in attributes.items():
+        if type(v) is not str or type(k) is not str or not k.isascii():
+            return False
+    return True
 
 
 def parse_time(text: str) -> datetime:
@@ -190,6 +203,25 @@ class CanonicalEvent:
             )
         if not 1 <= len(self.source) <= 64:
             raise NormaliseError(f"event {self.event_id!r}: source must be 1..64 characters")
+
+    @property
+    def canonical_bytes(self) -> bytes:
+        """``core.canonical.canonical_json(self.to_dict())``: the ``event`` member of a ledger entry.
+
+        Computed on each read, unless ``keep_canonical_bytes`` stored it in the object.
+        """
+        kept: bytes | None = self.__dict__.get("_canonical_bytes")
+        if kept is not None:
+            return kept
+        return canonical_json_fast(self.to_dict(), plain=plain_attributes(self.attributes))
+
+    def keep_canonical_bytes(self) -> None:
+        """Compute ``canonical_bytes`` now and keep it in the object (events are immutable, and
+        ``dataclasses.replace`` makes a new one without it). It lives in the instance ``__dict__``,
+        so it travels with a pickled event: serve's consumer process encodes events off the GIL of
+        the process that evaluates and appends them. Not kept by default: a kept copy is ~1 KB per
+        event held for as long as the event is."""
+        self.__dict__["_canonical_bytes"] = self.canonical_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the event; ``core.canonical.canonical_json`` of it is what gets hashed."""

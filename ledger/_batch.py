@@ -1,13 +1,13 @@
 """Turn a batch of ``(event, decision)`` into ready-to-insert rows (internal, pure: no I/O).
 
-This is the append hot path. Each record is turned into dicts once (``to_dict``) and encoded into
-its entry bytes (:func:`ledger.entry.entry_bytes`); hashing, the chain and the tree border advance
-here too. Only ``(seq, entry, leaf_hash, chain_hash)`` leave this module for large batches: every
-indexed column is derived from the entry bytes by DuckDB during the insert (``ledger._columns``), so
-a column can never disagree with what was hashed. Small appends (``prepare_rows``) also carry the
-columns as parameters, read from the same dicts (``_columns.row_values``, tested equal to the
-SQL). The caller (``ledger.store``) inserts the result and adopts the new chain and tree only when
-its transaction commits.
+This is the append hot path. Each record's entry bytes are its decision's and event's canonical
+bytes put into :func:`ledger.entry.entry_template` (see there); hashing, the chain and the tree
+border advance here too. Only ``(seq, entry, leaf_hash, chain_hash)`` leave this module for large
+batches: every indexed column is derived from the entry bytes by DuckDB during the insert
+(``ledger._columns``), so a column can never disagree with what was hashed. Small appends
+(``prepare_rows``) also carry the columns as parameters, read from the records' dicts
+(``_columns.row_values``, tested equal to the SQL). The caller (``ledger.store``) inserts the
+result and adopts the new chain and tree only when its transaction commits.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pyarrow as pa
 
 from ledger._columns import row_values
-from ledger.entry import ENTRY_FORMAT_VERSION, entry_bytes, plain_attributes
+from ledger.entry import entry_template
 from ledger.merkle import LEAF_HASH_PREFIX
 from ledger.proofs import CompactRange, node_position
 
@@ -124,7 +123,7 @@ def prepare_rows(
 def _gc_paused() -> Iterator[None]:
     """Defer Python's cyclic GC while a chunk is encoded.
 
-    Encoding allocates a few dicts per field of every record (``to_dict``); each allocation burst
+    Encoding allocates a few dicts per field of every new event (``to_dict``); each allocation burst
     triggers collections that traverse every live object of the process (the caller's batch, the
     policy engine, …): measured 12–15 µs of the ~35 µs per entry. Nothing here creates reference
     cycles (everything is freed by reference counting), so deferring is safe; the previous state is
@@ -178,26 +177,15 @@ def _encode_records(
     columns: list[list[Any] | None] | None,
 ) -> _Encoding:
     seq = start_seq
-    dumps = orjson.dumps
-    sort_keys = orjson.OPT_SORT_KEYS
-    version = ENTRY_FORMAT_VERSION
+    template = entry_template(ingested_at)
     entries: list[bytes] = []
     add_entry = entries.append
     for k, (ev, dec) in enumerate(records):
         if k & _YIELD_EVERY == _YIELD_EVERY:
             _yield_gil(0)
-        e = ev.to_dict()
-        d = dec.to_dict()
-        add_entry(
-            dumps(
-                {"decision": d, "event": e, "ingested_at": ingested_at, "seq": seq + k, "v": version},
-                option=sort_keys,
-            )
-            if plain_attributes(e["attributes"])
-            else entry_bytes(seq + k, ingested_at, e, d, e["attributes"])
-        )
+        add_entry(template % (dec.canonical_bytes, ev.canonical_bytes, seq + k))
         if columns is not None:
-            columns.append(row_values(e, d, ingested_at))
+            columns.append(row_values(ev.to_dict(), dec.to_dict(), ingested_at))
     sha = hashlib.sha256
     prefix = LEAF_HASH_PREFIX
     leaves = [sha(prefix + b).digest() for b in entries]

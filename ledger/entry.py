@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from core.canonical import canonical_json
+from core.canonical import canonical_json_fast
 from core.errors import LedgerError
-from core.event import event_from_dict, format_time, parse_time
+from core.event import event_from_dict, format_time, parse_time, plain_attributes
 from policy import Decision
 
 if TYPE_CHECKING:
@@ -42,6 +40,7 @@ __all__ = [
     "embedded_seq",
     "encode_entry",
     "entry_bytes",
+    "entry_template",
     "plain_attributes",
     "index_columns",
 ]
@@ -49,14 +48,26 @@ __all__ = [
 ENTRY_FORMAT_VERSION = 1
 #: the chain value "before" seq 0
 GENESIS_CHAIN = b"\x00" * 32
+_VERSION = str(ENTRY_FORMAT_VERSION).encode()
 
 
 def encode_entry(seq: int, ingested_at: str, event: CanonicalEvent, decision: Decision) -> bytes:
     """The entry bytes of ``event`` and ``decision`` at ``seq`` (see the module docstring)."""
-    return entry_bytes(seq, ingested_at, event.to_dict(), decision.to_dict(), event.attributes)
+    return entry_template(ingested_at) % (decision.canonical_bytes, event.canonical_bytes, seq)
 
 
-_SORT_KEYS = orjson.OPT_SORT_KEYS
+def entry_template(ingested_at: str) -> bytes:
+    """The entry bytes with three holes: ``template % (decision bytes, event bytes, seq)``.
+
+    Canonical JSON of an object is its members' canonical JSON joined in key order, and the keys
+    of an entry sort as decision, event, ingested_at, seq, v. So an entry is the decision's and the
+    event's own canonical bytes (``Decision.canonical_bytes``, computed once per decision object;
+    ``CanonicalEvent.canonical_bytes``, kept by serve's consumer process) put in place: no dict of
+    the whole entry is built or encoded.
+    Tested equal to ``canonical_json`` of the whole entry with hypothesis.
+    """
+    stamp = canonical_json_fast(ingested_at, plain=True).replace(b"%", b"%%")
+    return b'{"decision":%b,"event":%b,"ingested_at":' + stamp + b',"seq":%d,"v":' + _VERSION + b"}"
 
 
 def entry_bytes(
@@ -66,15 +77,8 @@ def entry_bytes(
     decision_dict: dict[str, Any],
     attributes: Mapping[str, Any],
 ) -> bytes:
-    """``core.canonical_json`` of the entry built from ready-made ``to_dict()`` outputs — fast.
-
-    orjson with sorted keys writes the same bytes as ``canonical_json`` for every value the entry
-    model allows (str, int, bool, None, lists, dicts with str keys; tested against it with
-    hypothesis). The reference encoder decides whenever that may not hold: keys outside ASCII
-    (JCS sorts astral keys by UTF-16 units), attribute values that are not strings (the one
-    free-form part of an event, where a float would be written differently), and anything
-    orjson refuses (integers beyond 64 bits, lone surrogates, non-string keys).
-    """
+    """``core.canonical_json`` of the entry built from ``to_dict()`` outputs (the dict-based
+    definition ``encode_entry`` is tested against)."""
     obj = {
         "decision": decision_dict,
         "event": event_dict,
@@ -82,23 +86,7 @@ def entry_bytes(
         "seq": seq,
         "v": ENTRY_FORMAT_VERSION,
     }
-    if not plain_attributes(attributes):
-        return canonical_json(obj)
-    try:
-        return orjson.dumps(obj, option=_SORT_KEYS)
-    except TypeError:  # orjson.JSONEncodeError: let the reference encoder accept or reject it
-        return canonical_json(obj)
-
-
-def plain_attributes(attributes: Mapping[str, Any]) -> bool:
-    """Whether orjson may encode an event with these attributes (ASCII string keys, string values).
-
-    Every other part of an event is typed; attributes are the free-form part (see ``entry_bytes``).
-    """
-    for k, v in attributes.items():
-        if type(v) is not str or type(k) is not str or not k.isascii():
-            return False
-    return True
+    return canonical_json_fast(obj, plain=plain_attributes(attributes))
 
 
 def chain_hash(previous: bytes, leaf_hash: bytes) -> bytes:

@@ -33,6 +33,16 @@ from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows
 from ledger._columns import insert_entries_sql, insert_entries_values_sql, insert_rows_sql
 from ledger._reads import EntryReads
 from ledger._schema import SCHEMA, SEGMENT_GLOB, migrate, segment_name
+from ledger._txn import (
+    INSERT_ALERTS,
+    INSERT_DEAD_LETTERS,
+    INSERT_NODES,
+    UPSERT_OFFSETS,
+    Transaction,
+    alerts_table,
+    dead_letters_table,
+    offsets_table,
+)
 from ledger.checkpoint import Checkpoint, read_checkpoints_file, sign_checkpoint
 from ledger.entry import (
     GENESIS_CHAIN,
@@ -46,7 +56,6 @@ from ledger.proofs import (
     NodeId,
     consistency_proof_at,
     inclusion_proof_at,
-    node_position,
     root_at,
 )
 
@@ -121,12 +130,12 @@ def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterato
 class _ChunkWriter:
     """Inserts prepared chunks into ``entries`` in the caller's transaction, at most one in flight.
 
-    With an executor, each insert runs on its thread while the caller encodes the next chunk;
-    leaving the ``with`` block waits for the last insert (also on errors, so a ROLLBACK never
-    races an insert) and re-raises its error.
+    Each insert runs on the executor's thread while the caller encodes the next chunk; leaving the
+    ``with`` block waits for the last insert (also on errors, so a ROLLBACK never races an insert)
+    and re-raises its error.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, pool: ThreadPoolExecutor | None) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, pool: ThreadPoolExecutor) -> None:
         self._con = con
         self._pool = pool
         self._pending: Future[None] | None = None
@@ -136,10 +145,7 @@ class _ChunkWriter:
 
     def put(self, table: pa.Table) -> None:
         self._wait()
-        if self._pool is None:
-            self._insert(table)
-        else:
-            self._pending = self._pool.submit(self._insert, table)
+        self._pending = self._pool.submit(self._insert, table)
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -169,7 +175,7 @@ class _Encoded:
     nodes_table: pa.Table | None
     """``new_nodes`` as the Arrow batch for ``nodes`` (built here, off the committing thread)."""
     alerts_table: pa.Table | None
-    """``alerts`` as the Arrow batch for the alert outbox (``_alerts_table``)."""
+    """``alerts`` as the Arrow batch for the alert outbox (``ledger._txn.alerts_table``)."""
     appended: list[tuple[int, str]]
     alerts: list[tuple[int, str, list[int], str | None, list[str]]]
     duplicates: list[str]
@@ -213,7 +219,7 @@ def _encode_batch(
         tables,
         new_nodes,
         prepare_nodes(new_nodes) if new_nodes else None,
-        _alerts_table(alerts, now) if alerts else None,
+        alerts_table(alerts, now) if alerts else None,
         appended,
         alerts,
         duplicates,
@@ -221,29 +227,6 @@ def _encode_batch(
         chain,
         tree,
     )
-
-
-def _alerts_table(alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime) -> pa.Table:
-    """The Arrow batch of new alert-outbox rows (``_INSERT_ALERTS``), created and updated ``now``."""
-    stamps = pa.array([now] * len(alerts), pa.timestamp("us", tz="UTC"))
-    return pa.table(
-        {
-            "seq": pa.array([a[0] for a in alerts], pa.int64()),
-            "event_id": pa.array([a[1] for a in alerts], pa.string()),
-            "rails": pa.array([a[2] for a in alerts], pa.list_(pa.int32())),
-            "severity": pa.array([a[3] for a in alerts], pa.string()),
-            "policies": pa.array([a[4] for a in alerts], pa.list_(pa.string())),
-            "stamped": stamps,
-        }
-    )
-
-
-#: alert-outbox rows from an ``_alerts_table`` registered as ``{t}``
-_INSERT_ALERTS = (
-    "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, attempts, "
-    "updated_at) SELECT nextval('alert_ids'), seq, event_id, stamped, rails, severity, policies, "
-    "'pending', 0, stamped FROM {t}"
-)
 
 
 #: write-ahead log size from which the segment thread checkpoints DuckDB (``Ledger._checkpoint_wal``):
@@ -543,14 +526,17 @@ class Ledger(EntryReads):
         # one statement (the gate's lone entry, most of the time) commits on its own: an autocommitted
         # INSERT is as atomic and as durable as BEGIN … COMMIT, two round trips fewer
         lone = small is not None and not (new_nodes or alerts or dead_letters or offsets)
+        # everything not executed directly below goes to DuckDB as one call (ledger._txn)
+        txn = Transaction()
         with _rolled_back_on_error(con, len(fresh)):
-            if not lone:
-                con.begin()
             if small is not None:
+                if not lone:
+                    con.begin()
                 self._insert_small(small)
                 seq += len(fresh)
-            elif fresh:
-                with _ChunkWriter(con, self._executor() if len(fresh) > _CHUNK else None) as writer:
+            elif len(fresh) > _CHUNK:
+                con.begin()
+                with _ChunkWriter(con, self._executor()) as writer:
                     for off in range(0, len(fresh), _CHUNK):
                         chunk = fresh[off : off + _CHUNK]
                         prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
@@ -558,21 +544,25 @@ class Ledger(EntryReads):
                         appended += prepared.appended
                         alerts += prepared.alerts
                         seq += len(chunk)
-            if len(new_nodes) > SMALL_APPEND * 2:
-                _insert_arrow(con, prepare_nodes(new_nodes), "INSERT INTO nodes SELECT * FROM {t}")
-            elif new_nodes:
-                con.execute(
-                    "INSERT INTO nodes VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(new_nodes)),
-                    [v for lv, i, h in new_nodes for v in (node_position(lv, i), lv, i, h)],
-                )
-            if dead_letters:
-                self._insert_dead_letters(dead_letters)
-            if offsets:
-                self._upsert_offsets(offsets, now)
-            if alerts:
-                self._insert_alerts(alerts, now)
+            else:
+                txn.statements.append("BEGIN TRANSACTION")
+                if fresh:
+                    prepared, chain = prepare(fresh, seq, now_s, chain, tree, new_nodes)
+                    txn.add(prepared.table, _INSERT_ENTRIES)
+                    appended += prepared.appended
+                    alerts += prepared.alerts
+                    seq += len(fresh)
             if not lone:
-                con.commit()
+                if new_nodes:
+                    txn.add(prepare_nodes(new_nodes), INSERT_NODES)
+                if dead_letters:
+                    txn.add(dead_letters_table(dead_letters), INSERT_DEAD_LETTERS)
+                if offsets:
+                    txn.add(offsets_table(offsets, now), UPSERT_OFFSETS)
+                if alerts:
+                    txn.add(alerts_table(alerts, now), INSERT_ALERTS)
+                txn.statements.append("COMMIT")
+                txn.run(con)
         self._size, self._chain, self._tree = seq, chain, tree
         if self._upper is not None:
             self._upper.add(new_nodes)
@@ -647,24 +637,15 @@ class Ledger(EntryReads):
         # the whole transaction is one call: DuckDB runs it without the GIL, which this thread would
         # otherwise have to win back from the encoding thread after every statement (each time up to
         # Python's switch interval, 5 ms: measured ~10 us per entry of waiting)
-        views = {"_railbook_batch": pa.concat_tables(enc.tables)}
-        statements = ["BEGIN TRANSACTION", _INSERT_ENTRIES.format(t="_railbook_batch")]
+        txn = Transaction(["BEGIN TRANSACTION"])
+        txn.add(pa.concat_tables(enc.tables), _INSERT_ENTRIES)
         if enc.nodes_table is not None:
-            views["_railbook_nodes"] = enc.nodes_table
-            statements.append("INSERT INTO nodes SELECT * FROM _railbook_nodes")
+            txn.add(enc.nodes_table, INSERT_NODES)
         if enc.alerts_table is not None:
-            views["_railbook_alerts"] = enc.alerts_table
-            statements.append(_INSERT_ALERTS.format(t="_railbook_alerts"))
-        statements.append("COMMIT")
-        try:
-            with _rolled_back_on_error(con, len(enc.appended)):
-                for name, table in views.items():
-                    con.register(name, table)
-                con.execute(";\n".join(statements))
-        finally:
-            for name in views:
-                with contextlib.suppress(duckdb.Error):
-                    con.unregister(name)
+            txn.add(enc.alerts_table, INSERT_ALERTS)
+        txn.statements.append("COMMIT")
+        with _rolled_back_on_error(con, len(enc.appended)):
+            txn.run(con)
 
     def _insert_small(self, prepared: PreparedRows) -> None:
         """Insert a few prepared entries as one parameterised ``VALUES`` insert (the gate's path)."""
@@ -679,48 +660,6 @@ class Ledger(EntryReads):
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-ledger-insert")
         return self._pool
-
-    def _insert_alerts(
-        self, alerts: list[tuple[int, str, list[int], str | None, list[str]]], now: datetime
-    ) -> None:
-        if len(alerts) <= SMALL_APPEND:
-            row = "(nextval('alert_ids'), ?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
-            self._con.execute(
-                "INSERT INTO alerts (alert_id, seq, event_id, created_at, rails, severity, policies, status, "
-                "attempts, updated_at) VALUES " + ", ".join([row] * len(alerts)),
-                [v for a in alerts for v in (a[0], a[1], now, a[2], a[3], a[4], now)],
-            )
-            return
-        _insert_arrow(self._con, _alerts_table(alerts, now), _INSERT_ALERTS)
-
-    def _insert_dead_letters(self, dls: Sequence[DeadLetter]) -> None:
-        t = pa.table(
-            {
-                "received_at": pa.array([d.received_at for d in dls], pa.timestamp("us", tz="UTC")),
-                "source": [d.source for d in dls],
-                "reason": [d.reason for d in dls],
-                "detail": [d.detail for d in dls],
-                "where_": [d.where for d in dls],
-                "raw": pa.array([d.raw for d in dls], pa.binary()),
-                "truncated": [d.truncated for d in dls],
-            }
-        )
-        _insert_arrow(
-            self._con,
-            t,
-            'INSERT INTO dead_letters (id, received_at, source, reason, detail, "where", raw, truncated) '
-            "SELECT nextval('dead_letter_ids'), received_at, source, reason, detail, where_, raw, truncated FROM {t}",  # noqa: E501
-        )
-
-    def _upsert_offsets(self, offsets: Mapping[str, Mapping[tuple[str, int], int]], now: datetime) -> None:
-        for group, parts in offsets.items():
-            for (topic, part), nxt in parts.items():
-                self._con.execute(
-                    "INSERT INTO offsets (group_id, topic, part, next_offset, updated_at) VALUES (?, ?, ?, ?, ?) "  # noqa: E501
-                    "ON CONFLICT (group_id, topic, part) DO UPDATE SET next_offset = excluded.next_offset, "
-                    "updated_at = excluded.updated_at",
-                    [group, topic, int(part), int(nxt), now],
-                )
 
     def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """Next offset to read per (topic, partition), as committed with the entries."""

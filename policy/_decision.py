@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
+
+from core.canonical import canonical_json_fast
 
 __all__ = ["SEVERITIES", "ApprovalCheck", "Decision", "Reason"]
 
@@ -89,21 +92,30 @@ class Decision:
     notes: tuple[str, ...] = ()
     """Facts worth keeping: ``unknown-action``, ``claimed-kind:human``, … (sorted, de-duplicated)."""
 
-    @property
+    # Derived values are computed once per object: the engine hands the same Decision to every
+    # event with the same answer, and the ledger reads these for each entry it writes.
+
+    @cached_property
     def rails(self) -> tuple[int, ...]:
         """The rails violated, ascending."""
         return tuple(sorted({r.rail for r in self.reasons}))
 
-    @property
+    @cached_property
     def severity(self) -> str | None:
         """The highest severity among the reasons (``None`` for an allow)."""
         if not self.reasons:
             return None
         return max((r.severity for r in self.reasons), key=_severity_rank)
 
-    @property
+    @cached_property
     def policy_ids(self) -> tuple[str, ...]:
         return tuple(r.policy_id for r in self.reasons)
+
+    @cached_property
+    def canonical_bytes(self) -> bytes:
+        """``core.canonical.canonical_json(self.to_dict())``: the ``decision`` member of a ledger entry.
+        Every key is fixed ASCII and every scalar a string, small integer or None (``plain``)."""
+        return canonical_json_fast(self.to_dict(), plain=True)
 
     @property
     def is_violation(self) -> bool:

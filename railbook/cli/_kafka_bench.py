@@ -1,9 +1,10 @@
 """``railbook bench kafka``: raw consume rate vs ``serve`` end to end, and publish→ledger latency.
 
 All three numbers come from the same run on the same broker, so their ratio is meaningful on any
-machine: the raw rate is kafka-python polling plus Avro decoding and nothing else; the end-to-end
-rate is ``railbook serve``'s loop (decode, dedupe, Cedar, canonical JSON, hashing, durable DuckDB
-append with offsets) over the same messages into a fresh ledger.
+machine: the raw rate is kafka-python polling plus Avro decoding and nothing else, measured before
+and after serve (the faster pass is the reference); the end-to-end rate is ``railbook serve``'s
+loop (decode, dedupe, Cedar, canonical JSON, hashing, durable DuckDB append with offsets) over the
+same messages into a fresh ledger.
 """
 
 from __future__ import annotations
@@ -211,6 +212,13 @@ def _raw_consume(bootstrap: str, topic: str, n: int, timeout: float) -> tuple[fl
         consumer.close()
 
 
+def _raw_rate(bootstrap: str, topic: str, n: int) -> tuple[int, int]:
+    """``_raw_consume`` under the garbage-collector settings serve runs with: (events/s, errors)."""
+    with tuned_gc():  # railbook.serve._gc
+        secs, bad = _raw_consume(bootstrap, topic, n, timeout=max(120.0, n / 500))
+    return round(n / secs), bad
+
+
 def _serve_run(
     ctx: CliContext, workdir: Path, name: str, options: ServeOptions, *, background: bool = False
 ) -> tuple[Server, threading.Thread, dict[str, Any]]:
@@ -346,9 +354,7 @@ def bench_kafka(
             del events
 
             err_console.print("raw consume (poll + Avro decode) …")
-            with tuned_gc():  # the garbage-collector settings serve runs with (railbook.serve._gc)
-                secs, bad = _raw_consume(bootstrap, topic, n, timeout=max(120.0, n / 500))
-            results["raw_consume_per_s"] = round(n / secs)
+            raw_before, bad = _raw_rate(bootstrap, topic, n)
             results["raw_decode_errors"] = bad
 
             err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
@@ -369,6 +375,13 @@ def bench_kafka(
                 raise click.ClickException(f"serve consumed {st.messages} of {n} messages")
             e2e_secs = st.last_commit_at - st.first_message_at
             results["serve_per_s"] = round(n / e2e_secs)
+            # the reference again: one pass of it can land in a slow spell of a shared machine
+            # (seen: 16k and 38k/s in two runs minutes apart); the faster pass is the reference,
+            # the stricter comparison, as in ``railbook bench ledger``
+            err_console.print("raw consume again, after serve …")
+            raw_after, _ = _raw_rate(bootstrap, topic, n)
+            results["raw_consume_per_s_before_after"] = [raw_before, raw_after]
+            results["raw_consume_per_s"] = max(raw_before, raw_after)
             results["serve_appended"] = st.appended
             results["serve_violations"] = st.violations
             results["serve_ratio"] = round(results["serve_per_s"] / results["raw_consume_per_s"], 3)
@@ -400,7 +413,11 @@ def bench_kafka(
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("publish (idempotent, acks=all)", f"{results['publish_per_s']:,} events/s")
-    table.add_row("raw consume (poll + Avro decode)", f"{results['raw_consume_per_s']:,} events/s")
+    before, after = results["raw_consume_per_s_before_after"]
+    table.add_row(
+        "raw consume (poll + Avro decode)",
+        f"{results['raw_consume_per_s']:,} events/s  (faster of {before:,} before / {after:,} after serve)",
+    )
     table.add_row("serve end to end (→ durable ledger)", f"{results['serve_per_s']:,} events/s")
     table.add_row("ratio end to end / raw", f"{results['serve_ratio']:.0%}  (target ≥ 50%)")
     table.add_row(f"latency p50 at {rate}/s", f"{results['latency_p50_ms']:.0f} ms")

@@ -4,6 +4,7 @@ verifier, the synthetic tree) must agree exactly with the reference definitions 
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -83,6 +84,18 @@ def test_entry_bytes_are_canonical_json(ev: CanonicalEvent, dec: Decision, seq: 
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(events, decisions, odd_attributes, st.text(max_size=6))
+def test_entry_template_with_odd_attributes_and_stamps_is_canonical_json(
+    ev: CanonicalEvent, dec: Decision, attrs: dict[str, Any], stamp: str
+) -> None:
+    # the template's holes are %-format holes: a "%" (or a quote) in the stamp must stay literal
+    odd = replace(ev, attributes=attrs)
+    assert encode_entry(3, stamp, odd, dec) == _reference(3, stamp, odd, dec)
+    assert odd.canonical_bytes == canonical_json(odd.to_dict())
+    assert dec.canonical_bytes == canonical_json(dec.to_dict())
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(events, decisions, odd_attributes)
 def test_entry_bytes_with_odd_attributes_fall_back_to_the_reference(
     ev: CanonicalEvent, dec: Decision, attrs: dict[str, Any]
@@ -91,6 +104,17 @@ def test_entry_bytes_with_odd_attributes_fall_back_to_the_reference(
     e["attributes"] = attrs
     obj = {"v": 1, "seq": 7, "ingested_at": "x", "event": e, "decision": dec.to_dict()}
     assert entry_bytes(7, "x", e, dec.to_dict(), attrs) == canonical_json(obj)
+
+
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+@given(events)
+def test_kept_canonical_bytes_travel_with_a_pickled_event_and_not_with_a_copy(ev: CanonicalEvent) -> None:
+    ev.keep_canonical_bytes()
+    back = pickle.loads(pickle.dumps(ev))
+    assert back == ev and back.__dict__["_canonical_bytes"] == canonical_json(ev.to_dict())
+    changed = replace(back, action="sql:DropTable")
+    assert "_canonical_bytes" not in changed.__dict__
+    assert changed.canonical_bytes == canonical_json(changed.to_dict())
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from core.deadletter import DeadLetter
@@ -62,10 +61,9 @@ def test_failed_append_rolls_back_entries_and_offsets_together(
 ) -> None:
     ledger.append(records(3), offsets={"g": {("t", 0): 3}})
 
-    def boom(*a: object, **k: object) -> None:
-        raise duckdb.ConstraintException("simulated crash mid-transaction")
-
-    monkeypatch.setattr(ledger, "_upsert_offsets", boom)
+    # the offsets statement fails inside the transaction, after the entries were inserted
+    failing = "INSERT INTO offsets SELECT NULL, NULL, NULL, NULL, NULL"
+    monkeypatch.setattr(store_mod, "UPSERT_OFFSETS", failing)
     with pytest.raises(LedgerError, match="rolled back"):
         ledger.append(records(3, start=3), offsets={"g": {("t", 0): 6}})
     monkeypatch.undo()
