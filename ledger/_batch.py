@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ledger._columns import row_values
+from ledger._txn import Alert
 from ledger.entry import entry_template
 from ledger.merkle import LEAF_HASH_PREFIX
-from ledger.proofs import CompactRange, node_position
+from ledger.proofs import TILE_HEIGHT, CompactRange, node_position
 
 if TYPE_CHECKING:
     from core.event import CanonicalEvent
@@ -50,8 +51,6 @@ NODE_SCHEMA = pa.schema(
     [("pos", pa.int64()), ("level", pa.int8()), ("idx", pa.int64()), ("hash", pa.binary())]
 )
 
-_Alert = tuple[int, str, list[int], str | None, list[str]]
-
 
 @dataclass
 class Prepared:
@@ -61,7 +60,7 @@ class Prepared:
     """``BATCH_SCHEMA``: seq, entry bytes, leaf hash, chain hash."""
     appended: list[tuple[int, str]]
     """``(seq, event_id)`` per entry."""
-    alerts: list[_Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     """``(seq, event_id, rails, severity, policies)`` of each detect-mode deny (the alert outbox)."""
 
 
@@ -71,7 +70,7 @@ class PreparedRows:
 
     rows: list[list[Any]]
     appended: list[tuple[int, str]]
-    alerts: list[_Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     columns: list[list[Any]] | None = None
     """Per row, its indexed columns (``ledger._columns.row_values``) to append to the row for
     ``insert_rows_sql``; ``None`` when some entry needs the SQL derivation."""
@@ -150,7 +149,7 @@ _yield_gil = time.sleep
 
 
 _Encoding = tuple[
-    tuple[range, list[bytes], list[bytes], list[bytes]], list[tuple[int, str]], list[_Alert], bytes
+    tuple[range, list[bytes], list[bytes], list[bytes]], list[tuple[int, str]], list[Alert], bytes
 ]
 
 
@@ -191,11 +190,11 @@ def _encode_records(
     leaves = [sha(prefix + b).digest() for b in entries]
     chains: list[bytes] = []
     add_chain = chains.append
-    append_leaf = tree.append_stored
+    append_leaf = tree.append
     for lh in leaves:
         chain = sha(chain + lh).digest()
         add_chain(chain)
-        append_leaf(lh, new_nodes)
+        append_leaf(lh, new_nodes, every=TILE_HEIGHT)
     appended = [(seq + k, ev.event_id) for k, (ev, _) in enumerate(records)]
     alerts = [
         (seq + k, ev.event_id, list(dec.rails), dec.severity, list(dec.policy_ids))

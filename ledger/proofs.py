@@ -271,8 +271,12 @@ class CompactRange:
         ids = range_nodes(0, size)
         return cls(size, list(fetch(ids)) if ids else [])
 
-    def append(self, leaf_hash: bytes, out: list[tuple[int, int, bytes]] | None = None) -> None:
-        """Add one leaf; new complete interior nodes ``(level, index, hash)`` go to ``out`` in position order."""  # noqa: E501
+    def append(
+        self, leaf_hash: bytes, out: list[tuple[int, int, bytes]] | None = None, *, every: int = 1
+    ) -> None:
+        """Add one leaf; new complete interior nodes ``(level, index, hash)`` of the levels divisible by
+        ``every`` go to ``out`` in position order (``every=TILE_HEIGHT``: the stored levels,
+        :func:`is_stored`, what the writer inserts into ``nodes``)."""
         border = self._border
         cur = leaf_hash
         size = self.size
@@ -282,23 +286,7 @@ class CompactRange:
             cur = node_hash(border.pop(), cur)
             size >>= 1
             level += 1
-            if out is not None:
-                out.append((level, self.size >> level, cur))
-        border.append(cur)
-        self.size += 1
-
-    def append_stored(self, leaf_hash: bytes, out: list[tuple[int, int, bytes]]) -> None:
-        """:meth:`append`, giving only the new nodes of stored levels (:func:`is_stored`) — what the
-        writer inserts into ``nodes``."""
-        border = self._border
-        cur = leaf_hash
-        size = self.size
-        level = 0
-        while size & 1:
-            cur = node_hash(border.pop(), cur)
-            size >>= 1
-            level += 1
-            if not level % TILE_HEIGHT:
+            if out is not None and not level % every:
                 out.append((level, self.size >> level, cur))
         border.append(cur)
         self.size += 1

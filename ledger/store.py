@@ -38,6 +38,7 @@ from ledger._txn import (
     INSERT_DEAD_LETTERS,
     INSERT_NODES,
     UPSERT_OFFSETS,
+    Alert,
     Transaction,
     alerts_table,
     dead_letters_table,
@@ -177,7 +178,7 @@ class _Encoded:
     alerts_table: pa.Table | None
     """``alerts`` as the Arrow batch for the alert outbox (``ledger._txn.alerts_table``)."""
     appended: list[tuple[int, str]]
-    alerts: list[tuple[int, str, list[int], str | None, list[str]]]
+    alerts: list[Alert]
     duplicates: list[str]
     seq: int
     chain: bytes
@@ -204,7 +205,7 @@ def _encode_batch(
     tables: list[pa.Table] = []
     new_nodes: list[tuple[int, int, bytes]] = []
     appended: list[tuple[int, str]] = []
-    alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
+    alerts: list[Alert] = []
     for off in range(0, len(fresh), _CHUNK):
         chunk = fresh[off : off + _CHUNK]
         prepared, chain = prepare(chunk, seq, now_s, chain, tree, new_nodes)
@@ -515,7 +516,7 @@ class Ledger(EntryReads):
         chain = self._chain
         new_nodes: list[tuple[int, int, bytes]] = []
         appended: list[tuple[int, str]] = []
-        alerts: list[tuple[int, str, list[int], str | None, list[str]]] = []
+        alerts: list[Alert] = []
         seq = self._size
         con = self._con
         small: PreparedRows | None = None

@@ -40,7 +40,7 @@ from ledger.checkpoint import Checkpoint, read_checkpoints_file
 from ledger.entry import GENESIS_CHAIN, embedded_seq
 from ledger.keys import load_verifier, public_key_path
 from ledger.merkle import LEAF_HASH_PREFIX, verify_consistency
-from ledger.proofs import CompactRange, consistency_proof_at, node_position
+from ledger.proofs import TILE_HEIGHT, CompactRange, consistency_proof_at, node_position
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -331,7 +331,7 @@ class _Pass:
             if emb is not None and len(self.shifted) < 100_000:
                 self.shifted[emb] = seq
         new_nodes = self.new_nodes
-        self.tree.append_stored(lh, new_nodes)
+        self.tree.append(lh, new_nodes, every=TILE_HEIGHT)
         if new_nodes:
             if self.nodes is not None and not self.node_reported:
                 for level, idx, h in new_nodes:

@@ -25,6 +25,7 @@ from ledger._schema import SCHEMA
 from ledger._synthetic import build_synthetic_tree, synthetic_entry
 from ledger.entry import GENESIS_CHAIN, chain_hash, encode_entry, entry_bytes, index_columns
 from ledger.proofs import (
+    TILE_HEIGHT,
     CompactRange,
     inclusion_proof_at,
     is_stored,
@@ -323,7 +324,7 @@ def test_synthetic_tree_is_the_rfc6962_tree_of_its_entries(tmp_path: Path) -> No
     tree = CompactRange()
     nodes: list[tuple[int, int, bytes]] = []
     for e in entries:
-        tree.append_stored(merkle.leaf_hash(e), nodes)
+        tree.append(merkle.leaf_hash(e), nodes, every=TILE_HEIGHT)
     assert [lv for lv, _, _ in nodes] == [8, 8]
     stored = con.execute("SELECT pos, level, idx, hash FROM nodes ORDER BY pos").fetchall()
     assert [(int(p), int(lv), int(i), bytes(h)) for p, lv, i, h in stored] == [

@@ -30,7 +30,7 @@ def _tree() -> tuple[list[bytes], dict[NodeId, bytes]]:
     cr = CompactRange()
     nodes: list[tuple[int, int, bytes]] = []
     for h in hashes:
-        cr.append_stored(h, nodes)
+        cr.append(h, nodes, every=TILE_HEIGHT)
     assert {lv for lv, _, _ in nodes} == {8, 16}
     stored.update(((lv, i), h) for lv, i, h in nodes)
     return leaves, stored
