@@ -1,0 +1,112 @@
+"""The verifier's read-ahead scan and the append benchmark's reference rows."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ledger import Ledger, verify_ledger
+from ledger import verify as verify_mod
+from ledger.bench import _entry_rows, _raw_reference
+from ledger.store import configure_connection
+from tests.unit.ledger.conftest import make_config, records
+
+
+def _scan_threads() -> int:
+    return sum(t.name == "railbook-verify-scan" for t in threading.enumerate())
+
+
+def test_prefetched_keeps_order_and_raises_where_the_source_failed() -> None:
+    class Boom(Exception):
+        pass
+
+    def source() -> Iterator[tuple[int, ...]]:
+        yield from ((i,) for i in range(5))
+        raise Boom("after five")
+
+    got: list[tuple[int, ...]] = []
+    with pytest.raises(Boom, match="after five"):
+        for b in verify_mod._prefetched(source(), depth=2):  # type: ignore[arg-type]
+            got.append(b)
+    assert got == [(i,) for i in range(5)]
+    assert _scan_threads() == 0
+
+
+def test_prefetched_closed_early_stops_its_thread() -> None:
+    closed = threading.Event()
+
+    def source() -> Iterator[tuple[int, ...]]:
+        try:
+            yield from ((i,) for i in range(1_000_000))
+        finally:
+            closed.set()
+
+    stream = verify_mod._prefetched(source(), depth=2)  # type: ignore[arg-type]
+    assert next(stream) == (0,)
+    stream.close()
+    assert _scan_threads() == 0
+    assert closed.wait(5)
+
+
+def test_verify_falls_back_to_sorted_rows_after_several_read_ahead_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row out of storage order, found after the pass consumed earlier batches, still gives a clean
+    second pass over sorted rows (the read-ahead of the first pass is stopped, not mixed in)."""
+    config = make_config(tmp_path, checkpoint_every=20)
+    with Ledger.open(config) as led:
+        led.append(records(60))
+        led.checkpoint()
+    con = duckdb.connect(str(config.ledger_path))
+    con.execute("CREATE TEMP TABLE e AS SELECT * FROM entries WHERE seq = 41")
+    con.execute("DELETE FROM entries WHERE seq = 41")
+    con.execute("INSERT INTO entries SELECT * FROM e")
+    con.close()
+    small = verify_mod._batches
+
+    def batches_of_7(con: duckdb.DuckDBPyConnection, sql: str, size: int = 7, **kw: bool) -> Iterator:  # type: ignore[type-arg]
+        return small(con, sql, 7, **kw)
+
+    monkeypatch.setattr(verify_mod, "_batches", batches_of_7)
+    r = verify_ledger(config)
+    assert r.ok, r.problems
+    assert r.tree_size == 60
+    assert _scan_threads() == 0
+
+
+def test_reference_rows_are_the_rows_the_ledger_stores(tmp_path: Path) -> None:
+    """The append target's reference inserts what a Ledger stores for the same entries, every
+    column; only seq, event id and the hashes are supplied per insert."""
+    config = make_config(tmp_path)
+    with Ledger.open(config) as led:
+        led.append(records(30))
+        stored = led.connection().sql("SELECT * FROM entries ORDER BY seq").to_arrow_table()
+    entries = [bytes(e) for e in stored.column("entry").to_pylist()]
+    made = _entry_rows(entries)
+    assert made.schema.names == stored.schema.names
+    keep = [n for n in stored.schema.names if n not in ("leaf_hash", "chain_hash")]
+    assert made.select(keep).equals(stored.select(keep))
+
+
+@pytest.mark.parametrize("same_rows", [True, False])
+def test_raw_reference_inserts_every_entry_once(tmp_path: Path, same_rows: bool) -> None:
+    config = make_config(tmp_path)
+    with Ledger.open(config) as led:
+        led.append(records(12))
+        entries = [bytes(e) for (e,) in led.connection().execute("SELECT entry FROM entries").fetchall()]
+    rows = _entry_rows(entries) if same_rows else None
+    path = tmp_path / "raw.duckdb"
+    assert _raw_reference(entries, rows, 50, 8, path) > 0
+    con = duckdb.connect(str(path), read_only=True)
+    configure_connection(con)
+    table = "entries" if same_rows else "raw"
+    got = con.execute(f"SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM {table}").fetchone()
+    assert got == (50, 50, 0, 49)
+    if same_rows:
+        ids = con.execute("SELECT count(DISTINCT event_id) FROM entries").fetchone()
+        assert ids == (50,)
+    con.close()
