@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from core.config import Config
@@ -61,6 +62,18 @@ def make_config(tmp: Path, **ledger: object) -> Config:
             }
         }
     )
+
+
+def store_last(path: Path, table: str, key: str, value: int) -> None:
+    """Rewrite the ledger file at ``path`` so that the row of ``table`` with ``key = value`` is
+    stored after all others: the same content, a different storage order."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(f"CREATE TEMP TABLE moved AS SELECT * FROM {table} WHERE {key} = ?", [value])
+        con.execute(f"DELETE FROM {table} WHERE {key} = ?", [value])
+        con.execute(f"INSERT INTO {table} SELECT * FROM moved")
+    finally:
+        con.close()
 
 
 @pytest.fixture

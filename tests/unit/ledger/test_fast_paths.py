@@ -35,7 +35,7 @@ from ledger.proofs import (
 )
 from policy import ApprovalCheck, Decision, Reason
 from tests.unit.core.strategies import events, ident, text
-from tests.unit.ledger.conftest import make_config, records
+from tests.unit.ledger.conftest import make_config, records, store_last
 
 reasons = st.builds(
     Reason,
@@ -297,15 +297,9 @@ def test_verify_reads_rows_stored_out_of_order_again_sorted(tmp_path: Path) -> N
     with Ledger.open(config) as led:
         led.append(records(25))
         led.checkpoint()
-    con = duckdb.connect(str(config.ledger_path))
     # same content, new storage order: rows 3 and pos 2 move to the end of their tables
-    con.execute("CREATE TEMP TABLE e AS SELECT * FROM entries WHERE seq = 3")
-    con.execute("DELETE FROM entries WHERE seq = 3")
-    con.execute("INSERT INTO entries SELECT * FROM e")
-    con.execute("CREATE TEMP TABLE n AS SELECT * FROM nodes WHERE pos = 2")
-    con.execute("DELETE FROM nodes WHERE pos = 2")
-    con.execute("INSERT INTO nodes SELECT * FROM n")
-    con.close()
+    store_last(config.ledger_path, "entries", "seq", 3)
+    store_last(config.ledger_path, "nodes", "pos", 2)
     r = verify_ledger(config)
     assert r.ok, r.problems
     assert r.tree_size == 25

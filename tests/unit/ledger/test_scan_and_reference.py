@@ -13,7 +13,7 @@ from ledger import Ledger, verify_ledger
 from ledger import verify as verify_mod
 from ledger.bench import _entry_rows, _raw_reference
 from ledger.store import configure_connection
-from tests.unit.ledger.conftest import make_config, records
+from tests.unit.ledger.conftest import make_config, records, store_last
 
 
 def _scan_threads() -> int:
@@ -61,11 +61,7 @@ def test_verify_falls_back_to_sorted_rows_after_several_read_ahead_batches(
     with Ledger.open(config) as led:
         led.append(records(60))
         led.checkpoint()
-    con = duckdb.connect(str(config.ledger_path))
-    con.execute("CREATE TEMP TABLE e AS SELECT * FROM entries WHERE seq = 41")
-    con.execute("DELETE FROM entries WHERE seq = 41")
-    con.execute("INSERT INTO entries SELECT * FROM e")
-    con.close()
+    store_last(config.ledger_path, "entries", "seq", 41)
     small = verify_mod._batches
 
     def batches_of_7(con: duckdb.DuckDBPyConnection, sql: str, size: int = 7, **kw: bool) -> Iterator:  # type: ignore[type-arg]
@@ -134,12 +130,8 @@ def test_segment_holds_its_range_in_seq_order(
     config = make_config(tmp_path, checkpoint_every=1000)
     with Ledger.open(config) as led:
         led.append(records(100))
-    if out_of_place:  # same rows, row 3 stored last
-        con = duckdb.connect(str(config.ledger_path))
-        con.execute("CREATE TEMP TABLE e AS SELECT * FROM entries WHERE seq = 3")
-        con.execute("DELETE FROM entries WHERE seq = 3")
-        con.execute("INSERT INTO entries SELECT * FROM e")
-        con.close()
+    if out_of_place:
+        store_last(config.ledger_path, "entries", "seq", 3)
     with Ledger.open(config) as led:
         led.checkpoint()
     assert _segment_seqs(config.segments_dir) == list(range(100))
