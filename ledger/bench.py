@@ -287,6 +287,8 @@ def run_ledger_bench(
     progress: _PROGRESS | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark in a scratch directory (removed afterwards); returns the results document."""
+    if workdir is not None:  # a scratch directory named on the command line need not exist yet
+        workdir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="railbook-bench-", dir=workdir))
     try:
         return _run(n, batch, base, synthetic_size, samples, progress or (lambda _msg: None))

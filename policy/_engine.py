@@ -171,10 +171,77 @@ class PolicyEngine:
         *,
         approvals: ApprovalBook,
         mode: Mode = "detect",
+        known: Sequence[Decision | None] | None = None,
     ) -> list[Decision]:
-        """Decide every event, in order; records grants, uses and gate requests in ``approvals``."""
+        """Decide every event, in order; records grants, uses and gate requests in ``approvals``.
+
+        ``known`` (detect mode): per event, a decision from ``prejudge`` or ``None``. A known
+        decision is taken as it is when it was made by this pack (same ``version``) and the event's
+        action does not resolve destructive here either; an approval event among them is still
+        recorded in ``approvals`` at its place in the order. Every other event is decided here.
+        """
         if mode not in ("detect", "gate"):
             raise PolicyError(f"evaluate: mode must be 'detect' or 'gate', got {mode!r}")
+        if known is None:
+            return self._decide(events, approvals, mode)
+        if mode != "detect" or len(known) != len(events):
+            raise PolicyError(
+                f"evaluate: known decisions are for detect mode, one per event (mode {mode!r}, "
+                f"{len(known)} known for {len(events)} events)"
+            )
+        out: list[Decision | None] = [None] * len(events)
+        waiting: list[int] = []
+
+        def decide_waiting() -> None:
+            if waiting:
+                decided = self._decide([events[i] for i in waiting], approvals, mode)
+                for i, d in zip(waiting, decided, strict=True):
+                    out[i] = d
+                waiting.clear()
+
+        resolve = self.catalog.resolve
+        for i, (ev, d) in enumerate(zip(events, known, strict=True)):
+            if (
+                d is None
+                or d.policy_version != self.version
+                or d.mode != "detect"
+                or resolve(ev.action, ev.attributes, ev.resource.environment).destructive
+            ):
+                waiting.append(i)
+                continue
+            if ev.approval is not None:
+                decide_waiting()  # the events before it must not see this approval
+                approvals.record_approval(ev)
+            out[i] = d
+        decide_waiting()
+        return out  # type: ignore[return-value]  # every slot is filled
+
+    def prejudge(self, events: Sequence[CanonicalEvent]) -> list[Decision | None]:
+        """Detect-mode decisions of the events no approval state can change; ``None`` for the rest.
+
+        Only an event whose action resolves destructive reads or changes the approval book (looks
+        up, uses or links a grant); an approval event is recorded there, which does not change its
+        own decision. So every other event's decision is a function of the event, the pack and the
+        config alone, and can be made anywhere that has them: serve's consumer process decides
+        these beside serve, which then decides only the rest, in order (``evaluate(known=...)``).
+        """
+        resolve = self.catalog.resolve
+        picked = [
+            i
+            for i, ev in enumerate(events)
+            if not resolve(ev.action, ev.attributes, ev.resource.environment).destructive
+        ]
+        out: list[Decision | None] = [None] * len(events)
+        if picked:
+            scratch = ApprovalBook(self.config)  # takes the approval events; nothing reads it back
+            decided = self._decide([events[i] for i in picked], scratch, "detect")
+            for i, d in zip(picked, decided, strict=True):
+                out[i] = d
+        return out
+
+    def _decide(
+        self, events: Sequence[CanonicalEvent], approvals: ApprovalBook, mode: Mode
+    ) -> list[Decision]:
         out: list[Decision] = []
         for start in range(0, len(events), CHUNK):
             chunk = events[start : start + CHUNK]

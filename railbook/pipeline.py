@@ -102,16 +102,24 @@ class Pipeline:
         mode: str = "detect",
         in_flight: AbstractSet[str] = frozenset(),
         existing: Callable[[Iterable[str]], AbstractSet[str]] | None = None,
+        known: Sequence[Decision | None] | None = None,
     ) -> Evaluated:
         """Stage one of ``process``: drop duplicates (within the batch, in ``in_flight`` — event ids
         of an evaluated batch not yet known to be committed — and in the ledger, looked up with
         ``existing``, default ``ledger.existing``), then decide the rest in order. Updates the
-        approval book: call ``commit`` with the result, or ``rebuild_approvals`` if it is dropped."""
+        approval book: call ``commit`` with the result, or ``rebuild_approvals`` if it is dropped.
+
+        ``known``: one entry per item, a decision made ahead by ``PolicyEngine.prejudge`` (serve's
+        consumer process) or ``None``; the engine checks and reuses those (detect mode)."""
         read = duplicates = 0
         fresh: list[CanonicalEvent] = []
+        fresh_known: list[Decision | None] = []
         dead: list[DeadLetter] = []
         seen: set[str] = set()
-        for item in items:
+        pairs: Iterable[tuple[CanonicalEvent | DeadLetter, Decision | None]] = (
+            zip(items, known, strict=True) if known is not None else ((item, None) for item in items)
+        )
+        for item, pre in pairs:
             read += 1
             if isinstance(item, DeadLetter):
                 dead.append(item)
@@ -120,14 +128,22 @@ class Pipeline:
             else:
                 seen.add(item.event_id)
                 fresh.append(item)
+                fresh_known.append(pre)
         if fresh:
             # in_flight is checked before the ledger: an id committed in between is in one or the other
             already = (existing or self.ledger.existing)(e.event_id for e in fresh)
             if already:
                 duplicates += sum(1 for e in fresh if e.event_id in already)
-                fresh = [e for e in fresh if e.event_id not in already]
+                kept = [k for k, e in enumerate(fresh) if e.event_id not in already]
+                fresh = [fresh[k] for k in kept]
+                fresh_known = [fresh_known[k] for k in kept]
         decisions: Sequence[Decision] = (
-            self.engine.evaluate(fresh, approvals=self.approvals, mode=mode)  # type: ignore[arg-type]
+            self.engine.evaluate(
+                fresh,
+                approvals=self.approvals,
+                mode=mode,  # type: ignore[arg-type]
+                known=fresh_known if known is not None else None,
+            )
             if fresh
             else []
         )

@@ -240,6 +240,13 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
     show_default=True,
     help="Poll and decode Kafka in a second process (two cores) or in this one.",
 )
+@click.option(
+    "--decide-in-consumer/--decide-in-serve",
+    default=True,
+    show_default=True,
+    help="With the consumer process: it also decides every event no approval state can change "
+    "(action not destructive); serve checks those and decides the rest, in order.",
+)
 @json_option
 @pass_ctx
 @handle_errors
@@ -258,6 +265,7 @@ def serve(
     connect_timeout: float,
     evaluate_ahead: bool | None,
     consumer_process: bool,
+    decide_in_consumer: bool,
     as_json: bool,
 ) -> None:
     """Consume Kafka into the ledger, exactly once, as a consumer-group member.
@@ -292,6 +300,7 @@ def serve(
         connect_timeout=connect_timeout,
         evaluate_ahead=evaluate_ahead,
         consumer_process=consumer_process,
+        decide_in_consumer=decide_in_consumer,
     )
     last = [time.monotonic()]
 

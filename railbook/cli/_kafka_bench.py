@@ -285,6 +285,12 @@ def _pct(values: list[float], q: float) -> float:
     show_default=True,
     help="serve polls and decodes in a second process (its default) or in its own.",
 )
+@click.option(
+    "--decide-in-consumer/--decide-in-serve",
+    default=True,
+    show_default=True,
+    help="The consumer process also decides the events no approval can change (serve's default).",
+)
 @click.option("--rate", default=1000, show_default=True, help="Events/s for the latency phase.")
 @click.option("--latency-seconds", default=10.0, show_default=True, help="Length of the latency phase.")
 @click.option(
@@ -302,6 +308,7 @@ def bench_kafka(
     with_outputs: bool,
     evaluate_ahead: bool | None,
     consumer_process: bool,
+    decide_in_consumer: bool,
     rate: int,
     latency_seconds: float,
     out: str | None,
@@ -336,7 +343,16 @@ def bench_kafka(
         "with_outputs": with_outputs,
         "evaluate_ahead": evaluate_ahead if evaluate_ahead is not None else consumer_process,
         "consumer_process": consumer_process,
+        "decide_in_consumer": decide_in_consumer and consumer_process,
         "bootstrap": bootstrap,
+    }
+    # how serve runs, the same in both phases
+    how: dict[str, Any] = {
+        "batch_size": batch_size,
+        "publish_outputs": with_outputs,
+        "evaluate_ahead": evaluate_ahead,
+        "consumer_process": consumer_process,
+        "decide_in_consumer": decide_in_consumer,
     }
     try:
         with tempfile.TemporaryDirectory(prefix="railbook-bench-kafka-") as tmp:
@@ -362,12 +378,9 @@ def bench_kafka(
                 bootstrap,
                 group=f"{run}-e2e",
                 topics=(topic,),
-                batch_size=batch_size,
-                publish_outputs=with_outputs,
-                evaluate_ahead=evaluate_ahead,
-                consumer_process=consumer_process,
                 max_messages=n,
                 idle_exit=60.0,
+                **how,
             )
             _, _, box = _serve_run(ctx, workdir, "e2e", opts)
             st: ServeStats = box["stats"]
@@ -387,21 +400,7 @@ def bench_kafka(
             results["serve_ratio"] = round(results["serve_per_s"] / results["raw_consume_per_s"], 3)
 
             err_console.print(f"latency: {rate} events/s for {latency_seconds:g}s …")
-            results.update(
-                _latency(
-                    ctx,
-                    workdir,
-                    bootstrap,
-                    lat_topic,
-                    run,
-                    rate,
-                    latency_seconds,
-                    batch_size,
-                    with_outputs,
-                    evaluate_ahead,
-                    consumer_process,
-                )
-            )
+            results.update(_latency(ctx, workdir, bootstrap, lat_topic, run, rate, latency_seconds, how))
     finally:
         if broker is not None:
             broker.stop()
@@ -434,21 +433,10 @@ def _latency(
     run: str,
     rate: int,
     seconds: float,
-    batch_size: int,
-    with_outputs: bool,
-    evaluate_ahead: bool | None,
-    consumer_process: bool,
+    how: dict[str, Any],
 ) -> dict[str, Any]:
     opts = ServeOptions(
-        bootstrap,
-        group=f"{run}-lat",
-        topics=(topic,),
-        batch_size=batch_size,
-        publish_outputs=with_outputs,
-        evaluate_ahead=evaluate_ahead,
-        consumer_process=consumer_process,
-        track_latency=True,
-        poll_timeout=0.2,
+        bootstrap, group=f"{run}-lat", topics=(topic,), track_latency=True, poll_timeout=0.2, **how
     )
     server, thread, box = _serve_run(ctx, workdir, "latency", opts, background=True)
     total = int(rate * seconds)

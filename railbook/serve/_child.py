@@ -38,7 +38,11 @@ class ConsumerProcess:
         options: ServeOptions,
         topics: tuple[str, ...],
         stored: dict[tuple[str, int], int],
+        *,
+        policy_version: str | None = None,
     ) -> None:
+        """``policy_version``: the consumer process decides ahead with this pack version (see
+        ``FrontSetup.policy_version``); ``None``: it only decodes."""
         self.options = options
         self.assigned = threading.Event()
         """Set once partitions were assigned and sought (benchmarks wait for it)."""
@@ -67,7 +71,14 @@ class ConsumerProcess:
         self._conn = Connection(mine.detach())
         try:
             self._conn.send(
-                FrontSetup(config, options, topics, dict(stored), logging.getLogger().getEffectiveLevel())
+                FrontSetup(
+                    config,
+                    options,
+                    topics,
+                    dict(stored),
+                    logging.getLogger().getEffectiveLevel(),
+                    policy_version,
+                )
             )
             self._wait_ready()
         except BaseException:

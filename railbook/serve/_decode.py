@@ -19,6 +19,7 @@ from ingest.kafka import decode_message, source_for_topic
 if TYPE_CHECKING:
     from core.config import Config
     from core.event import CanonicalEvent
+    from policy import Decision
 
 __all__ = ["Decoded", "decode_records"]
 
@@ -36,6 +37,9 @@ class Decoded:
     """``(topic, partition) → next offset`` (last consumed + 1)."""
     sent_ms: dict[str, int] = field(default_factory=dict)
     """event id → the message's Kafka timestamp (only with ``track_latency``)."""
+    decisions: list[Decision | None] | None = None
+    """One per item when the consumer process decided ahead (``PolicyEngine.prejudge``): the
+    decision of an event no approval state can change, else ``None``."""
     messages: int = 0
     polled_at: float = 0.0
     """``time.monotonic()`` when the poll returned (system-wide: comparable across processes)."""

@@ -42,6 +42,7 @@ from railbook.serve._kafka import commit_offsets, make_consumer, seek_partitions
 
 if TYPE_CHECKING:
     from core.config import Config
+    from policy import Decision, PolicyEngine
     from railbook.serve._options import ServeOptions
 
 __all__ = ["DEPTH", "FrontSetup", "main"]
@@ -68,6 +69,10 @@ class FrontSetup:
     stored: dict[tuple[str, int], int]
     """The ledger's offsets of the group (without the output cursor)."""
     log_level: int
+    policy_version: str | None = None
+    """serve's policy pack version, when the consumer process is to decide ahead
+    (``ServeOptions.decide_in_consumer``): it loads the pack from the config and decides only if
+    it loaded this version."""
 
 
 class _PipeLogHandler(logging.Handler):
@@ -98,6 +103,7 @@ class _Front:
         self._cond = threading.Condition()
         self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._inflight = 0
+        self.engine = _engine_for(setup)
         self._dirty: set[tuple[str, int]] = set()
         self._stop = False
         self._parent_gone = False
@@ -267,13 +273,28 @@ class _Front:
             track_latency=o.track_latency,
             polled_at=polled_at,
         )
+        events: list[CanonicalEvent] = []
         for item in decoded.items:
             if isinstance(item, CanonicalEvent):
                 # the event's part of its ledger entry, computed here rather than under serve's
                 # GIL, travels in the pickled event (py-spy: entry encoding was ~25 % of the time
                 # serve's process held the GIL, ~15 % after)
                 item.keep_canonical_bytes()
+                events.append(item)
+        if self.engine is not None and events:
+            decoded.decisions = self._prejudge(decoded.items, events)
         return decoded
+
+    def _prejudge(self, items: Sequence[Any], events: list[CanonicalEvent]) -> list[Decision | None] | None:
+        """``PolicyEngine.prejudge`` of the batch's events, one entry per item; ``None`` if it
+        fails (serve then decides every event itself: a policy error must not stop consumption)."""
+        assert self.engine is not None
+        try:
+            ahead = iter(self.engine.prejudge(events))
+        except Exception:
+            logger.exception("deciding ahead in the consumer process failed; serve decides this batch")
+            return None
+        return [next(ahead) if isinstance(item, CanonicalEvent) else None for item in items]
 
     def _seek_assigned(self) -> set[Any]:
         with self._cond:
@@ -316,6 +337,28 @@ class _Front:
                 logger.warning("closing the Kafka consumer failed", exc_info=True)
         if not self._parent_gone:
             self.send(("closed",))
+
+
+def _engine_for(setup: FrontSetup) -> PolicyEngine | None:
+    """The pack serve decides with, loaded here, or ``None`` (then serve decides every event)."""
+    if setup.policy_version is None:
+        return None
+    from policy import PolicyEngine
+
+    try:
+        engine = PolicyEngine.load(setup.config)
+    except Exception:
+        logger.exception("the consumer process cannot load the policy pack; serve decides every event")
+        return None
+    if engine.version != setup.policy_version:
+        logger.warning(
+            "the consumer process loaded policy version %s, serve uses %s (the pack changed in "
+            "between?); serve decides every event",
+            engine.version[:12],
+            setup.policy_version[:12],
+        )
+        return None
+    return engine
 
 
 def _listener(front: _Front) -> Any:

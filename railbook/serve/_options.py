@@ -64,6 +64,11 @@ class ServeOptions:
     its own that hands decoded batches to this one (dedupe, Cedar, ledger append with offsets).
     The two run on two cores; exactly-once is unchanged (the ledger transaction still carries the
     offsets; the consumer process only ever commits to Kafka what the ledger acknowledged)."""
+    decide_in_consumer: bool = True
+    """With ``consumer_process``: the consumer process also decides, ahead of serve, every event no
+    approval state can change (``PolicyEngine.prejudge``: its action is not destructive), so Cedar
+    runs on both cores; serve checks those decisions (same pack version, action still not
+    destructive) and decides only the rest, in order, with the approval book."""
     tune_gc: bool = True
     """Freeze the start-up heap and collect young objects less often while serving: a batch keeps
     tens of thousands of objects alive, and CPython's default thresholds spent a fifth of serve's

@@ -147,7 +147,9 @@ class Server:
         if self._split:
             from railbook.serve._child import ConsumerProcess
 
-            self._child = ConsumerProcess(self.config, o, self.topics, stored)
+            engine = getattr(self.pipeline, "engine", None)
+            version = getattr(engine, "version", None) if o.decide_in_consumer else None
+            self._child = ConsumerProcess(self.config, o, self.topics, stored, policy_version=version)
         elif self._consumer is None:
             listener = rebalance_listener(self._on_assigned, self._on_revoked)
             self._consumer = make_consumer(o, self.topics, listener)
@@ -302,7 +304,12 @@ class Server:
             self._drain()  # no lookup that is safe beside the writer: evaluate after its commit
         pending = self._inflight
         in_flight = pending.batch.event_ids if pending is not None else frozenset()
-        batch = self.pipeline.evaluate(decoded.items, in_flight=in_flight, existing=self._existing)
+        if decoded.decisions is not None:
+            batch = self.pipeline.evaluate(
+                decoded.items, in_flight=in_flight, existing=self._existing, known=decoded.decisions
+            )
+        else:
+            batch = self.pipeline.evaluate(decoded.items, in_flight=in_flight, existing=self._existing)
         self._inflight = None
         try:
             done = self._finish(pending) if pending is not None else None

@@ -113,6 +113,32 @@ def test_publish_serve_ledger_exactly_once_with_outputs(
     assert len(ledger_event_ids(ledger)) == 1510
     verify = run_cli(ledger, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_decided_as_in_order(ledger)
+
+
+def assert_decided_as_in_order(path: Path) -> None:
+    """The consumer process decided most events ahead (serve's default); the ledger must hold
+    exactly what deciding every event in ledger order, with one approval book, gives."""
+    from core.config import load_config
+    from ledger import Ledger
+    from policy import ApprovalBook, PolicyEngine
+
+    config = load_config(None, ledger=str(path))
+    with Ledger.open(config, read_only=True) as led:
+        records = list(led.iter_records())
+    engine = PolicyEngine.load(config)
+    again = engine.evaluate([r.event for r in records], approvals=ApprovalBook(config))
+    assert sum(r.decision.outcome == "deny" for r in records) > 0
+    assert (
+        sum(
+            engine.catalog.resolve(
+                r.event.action, r.event.attributes, r.event.resource.environment
+            ).destructive
+            for r in records
+        )
+        > 0
+    )
+    assert [r.decision.canonical_bytes for r in records] == [d.canonical_bytes for d in again]
 
 
 def test_bad_messages_become_dead_letters_with_topic_partition_offset(

@@ -19,12 +19,15 @@ from kafka.structs import TopicPartition
 
 import railbook.serve._front as front_mod
 from core.avro import encode_event
+from core.config import Config
 from core.deadletter import DeadLetter
 from core.event import CanonicalEvent
 from ingest.kafka import decode_message
+from policy import ApprovalBook, PolicyEngine
 from railbook.serve import ServeOptions, tuned_gc
 from railbook.serve._decode import Decoded, decode_records
 from railbook.serve._front import DEPTH, FrontSetup, _Front
+from tests.conftest import DEMO_CONFIG
 from tests.unit.kafka.strategies import wire_events
 from tests.unit.kafka.test_serve import FakeConsumer, Msg
 
@@ -109,7 +112,12 @@ def _drive(coro: Any) -> None:
 
 
 def _start(
-    monkeypatch: pytest.MonkeyPatch, consumer: FakeConsumer, stored: dict[tuple[str, int], int]
+    monkeypatch: pytest.MonkeyPatch,
+    consumer: FakeConsumer,
+    stored: dict[tuple[str, int], int],
+    *,
+    config: Config | None = None,
+    policy_version: str | None = None,
 ) -> tuple[Connection, _Front, threading.Thread]:
     def make(_o: Any, _topics: Any, listener: Any) -> FakeConsumer:
         consumer.listener = _Driven(listener)
@@ -118,7 +126,8 @@ def _start(
     monkeypatch.setattr(front_mod, "make_consumer", make)
     parent, child = multiprocessing.Pipe()
     options = ServeOptions("fake:9092", group="g", topics=(TOPIC,), batch_size=3, poll_timeout=0.01)
-    front = _Front(child, FrontSetup(None, options, (TOPIC,), stored, logging.INFO))  # type: ignore[arg-type]
+    setup = FrontSetup(config, options, (TOPIC,), stored, logging.INFO, policy_version)  # type: ignore[arg-type]
+    front = _Front(child, setup)
     thread = threading.Thread(target=front.run, daemon=True)
     thread.start()
     assert parent.recv() == ("ready",)
@@ -241,3 +250,40 @@ def _front_children() -> list[int]:
         if ppid == os.getpid() and (b"railbook.serve._front" in cmd or " Z " in stat[stat.rfind(")") :]):
             out.append(int(d.name))
     return out
+
+
+@pytest.mark.parametrize("same_pack", [True, False])
+def test_front_decides_ahead_what_no_approval_can_change_with_serves_pack_only(
+    make_event: CanonicalEvent, monkeypatch: pytest.MonkeyPatch, same_pack: bool
+) -> None:
+    config = Config.model_validate(DEMO_CONFIG)
+    engine = PolicyEngine.load(config)
+    evs = [
+        replace(make_event, event_id="alter"),  # destructive: left to serve and its approval book
+        replace(make_event, event_id="read", action="sql:Select"),
+        replace(make_event, event_id="edit", action="file:Write", attributes={"tool": "Edit"}),
+    ]
+    p0 = TopicPartition(TOPIC, 0)
+    consumer = FakeConsumer(
+        {p0: [encode_event(evs[0]), b"not avro", *(encode_event(e) for e in evs[1:])]}, {p0: 0}
+    )
+    version = engine.version if same_pack else "0" * 64
+    parent, _front, thread = _start(monkeypatch, consumer, {}, config=config, policy_version=version)
+    first, second = _next(parent), _next(parent)
+    assert first is not None and second is not None
+    parent.send(("stop",))
+    thread.join(5)
+    batches: list[Decoded] = [first[1], second[1]]
+    items = [it for b in batches for it in b.items]
+    assert [type(it).__name__ for it in items] == [
+        "CanonicalEvent",
+        "DeadLetter",
+        "CanonicalEvent",
+        "CanonicalEvent",
+    ]
+    if not same_pack:  # another pack version (changed on disk in between?): serve decides everything
+        assert all(b.decisions is None for b in batches)
+        return
+    known = [d for b in batches for d in (b.decisions or [])]
+    expected = engine.evaluate(evs, approvals=ApprovalBook(config))
+    assert known == [None, None, expected[1], expected[2]]  # one per item; none for the dead letter

@@ -136,3 +136,31 @@ def test_segment_holds_its_range_in_seq_order(
         led.checkpoint()
     assert _segment_seqs(config.segments_dir) == list(range(100))
     assert verify_ledger(config, segments=config.segments_dir).ok
+
+
+def _row_group_blocks(con: duckdb.DuckDBPyConnection) -> dict[int, set[int]]:
+    rows = con.execute(
+        "SELECT row_group_id, block_id FROM pragma_storage_info('entries') WHERE block_id >= 0"
+    ).fetchall()
+    out: dict[int, set[int]] = {}
+    for group, block in rows:
+        out.setdefault(int(group), set()).add(int(block))
+    return out
+
+
+def test_a_checkpoint_leaves_rows_already_written_where_they_are(tmp_path: Path) -> None:
+    """DuckDB's vacuum merged the small row groups of earlier checkpoints into new ones, writing
+    the same entries again at every checkpoint (the append slowdown of large ledgers): the
+    ledger's connections turn it off (``configure_connection``)."""
+    config = make_config(tmp_path, checkpoint_every=10_000)
+    with Ledger.open(config) as led:
+        con = led.connection()
+        led.append(records(300))
+        con.execute("CHECKPOINT")
+        first = _row_group_blocks(con)
+        for k in range(1, 4):
+            led.append(records(300, start=300 * k))
+            con.execute("CHECKPOINT")
+        later = _row_group_blocks(con)
+    assert first and later[0] == first[0]
+    assert len(later) == 4  # one row group per checkpoint, none merged
