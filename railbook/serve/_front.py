@@ -103,7 +103,8 @@ class _Front:
         self._cond = threading.Condition()
         self._out: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._inflight = 0
-        self.engine = _engine_for(setup)
+        self.engine: PolicyEngine | None = None
+        """The pack serve decides with, once ``run`` loaded it (``FrontSetup.policy_version``)."""
         self._dirty: set[tuple[str, int]] = set()
         self._stop = False
         self._parent_gone = False
@@ -211,6 +212,7 @@ class _Front:
 
     def _run(self) -> int:
         o = self.options
+        self.engine = _engine_for(self.setup)  # here, so that its warnings reach serve's log
         try:
             self.consumer = make_consumer(o, self.setup.topics, _listener(self))
         except KafkaError as exc:
