@@ -243,7 +243,7 @@ def _synthetic_proofs(base: Path, size: int, samples: int, rng: random.Random) -
     build_seconds = build_synthetic_tree(path, size)
     con = open_connection(path, read_only=True)
     try:
-        configure_connection(con)
+        configure_connection(con, point_reads=True)  # as `railbook prove` has it
         upper, load_ms = _load_upper(con)  # what Ledger.open does
         fetch = _store_fetcher(con, upper)
         out = _proof_latency(size, fetch, samples, rng)
@@ -396,10 +396,12 @@ def _run(n: int, batch: int, base: Path, synthetic_size: int, samples: int, say:
     rng = random.Random(7)
     say(f"proofs at {n:,} (the appended ledger)")
     proofs: dict[str, Any] = {}
-    with Ledger.open(config, read_only=True) as led:
+    with Ledger.open(config, point_reads=True) as led:  # as `railbook prove` opens it
         led.root_at(n)  # loads the upper levels, as a Ledger's first proof does
         real = _proof_latency(n, led._proof_nodes, samples, rng)
-    real["source"] = "the appended ledger, opened read-only (Ledger's own fetcher: upper levels in memory)"
+    real["source"] = (
+        "the appended ledger, opened as `railbook prove` does (Ledger's own fetcher: upper levels in memory)"
+    )
     proofs[str(n)] = real
     if synthetic_size > 0:
         say(f"proofs at {synthetic_size:,}: building a synthetic tree (see ledger/_synthetic.py)")

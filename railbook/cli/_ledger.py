@@ -112,7 +112,7 @@ def prove_cmd(ctx: CliContext, event_id: str) -> None:
 
         railbook prove cloudtrail:3b1c…
     """
-    with Ledger.open(ctx.config) as led:
+    with Ledger.open(ctx.config, point_reads=True) as led:  # proofs: ledger.configure_connection
         print_json(prove_event(led, event_id))
 
 
@@ -161,7 +161,7 @@ def evidence(
         raise click.UsageError(
             "give an EVENT_ID or one of --commit, --pull-request, --resource, --since/--until"
         )
-    with Ledger.open(ctx.config) as led:
+    with Ledger.open(ctx.config, point_reads=True) as led:  # proofs: ledger.configure_connection
         pack = build_evidence(
             led,
             event_id=event_id,
