@@ -83,23 +83,6 @@ _SMALL_EXISTING = 256
 _INSERT_ENTRIES = insert_entries_sql("{t}")
 
 
-def _insert_arrow(
-    con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params: Sequence[Any] | None = None
-) -> None:
-    """Run ``sql`` (an INSERT … SELECT … FROM {t}) with ``table`` registered as ``{t}``."""
-    name = "_railbook_batch"
-    con.register(name, table)
-    try:
-        con.execute(sql.format(t=name), params)
-    except duckdb.Error:
-        with contextlib.suppress(
-            duckdb.Error
-        ):  # fails in an aborted transaction; the next register replaces it
-            con.unregister(name)
-        raise
-    con.unregister(name)
-
-
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back the open transaction; none is open when the failed call never began one (or when
     its own COMMIT failed, which ends it)."""
@@ -169,7 +152,9 @@ class _ChunkWriter:
         self._pending: Future[None] | None = None
 
     def _insert(self, table: pa.Table) -> None:
-        _insert_arrow(self._con, table, _INSERT_ENTRIES)
+        txn = Transaction()
+        txn.add(table, _INSERT_ENTRIES)
+        txn.run(self._con)
 
     def put(self, table: pa.Table) -> None:
         self._wait()

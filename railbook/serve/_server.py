@@ -304,12 +304,9 @@ class Server:
             self._drain()  # no lookup that is safe beside the writer: evaluate after its commit
         pending = self._inflight
         in_flight = pending.batch.event_ids if pending is not None else frozenset()
-        if decoded.decisions is not None:
-            batch = self.pipeline.evaluate(
-                decoded.items, in_flight=in_flight, existing=self._existing, known=decoded.decisions
-            )
-        else:
-            batch = self.pipeline.evaluate(decoded.items, in_flight=in_flight, existing=self._existing)
+        batch = self.pipeline.evaluate(
+            decoded.items, in_flight=in_flight, existing=self._existing, known=decoded.decisions
+        )
         self._inflight = None
         try:
             done = self._finish(pending) if pending is not None else None

@@ -160,7 +160,9 @@ class FakePipeline:
         *,
         in_flight: AbstractSet[str] = frozenset(),
         existing: Callable[[Iterable[str]], AbstractSet[str]] | None = None,
+        known: Any = None,  # decisions made ahead: none without the consumer process
     ) -> Evaluated:
+        assert known is None
         items = list(items)
         self.calls.append((items, None))
         have = {e.event_id for e, _ in self.ledger.entries} | set(in_flight)
