@@ -59,6 +59,10 @@ class LedgerConfig(_Section):
     """Append-only copy of every signed checkpoint. Default: ``<ledger dir>/checkpoints.log``."""
     segments_dir: str | None = None
     """Immutable Parquet segments for readers. Default: ``<ledger dir>/segments``."""
+    memory_limit: str | None = None
+    """DuckDB memory for a ledger connection, e.g. ``"2GB"``. Default: 256 MB, and beyond 2M
+    entries 128 MB plus 64 bytes per entry, because the event-id index must fit in memory
+    (``ledger.store.memory_limit``)."""
 
 
 class PolicyConfig(_Section):

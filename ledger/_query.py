@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from ledger._results import first_row
 from ledger.entry import Entry
 from ledger.merkle import NODE_HASH_PREFIX
 from ledger.proofs import TILE_HEIGHT, NodeId, derive_nodes, is_stored, node_position, stored_ranges
@@ -322,10 +323,12 @@ def find(
 
 def stats(con: duckdb.DuckDBPyConnection, rel: str) -> dict[str, Any]:
     """Counts for overviews: size, violations by rail and severity, agents, sources."""
-    size, violations_n, agents, first, last = con.execute(
-        f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}), "
-        f"count(DISTINCT actor_id) FILTER (actor_kind = 'agent'), min(occurred_at), max(occurred_at) FROM {rel}"  # noqa: E501
-    ).fetchone() or (0, 0, 0, None, None)
+    size, violations_n, agents, first, last = first_row(
+        con.execute(
+            f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}), "
+            f"count(DISTINCT actor_id) FILTER (actor_kind = 'agent'), min(occurred_at), max(occurred_at) FROM {rel}"  # noqa: E501
+        )
+    ) or (0, 0, 0, None, None)
     by_rail = dict(
         con.execute(
             f"SELECT r, count(*) FROM (SELECT unnest(rails) AS r FROM {rel} WHERE {VIOLATION_SQL}) GROUP BY r ORDER BY r"  # noqa: E501

@@ -15,6 +15,7 @@ import duckdb
 
 from ledger import _query
 from ledger._query import VIOLATION_SQL
+from ledger._results import first_row
 from ledger.entry import Entry
 
 __all__ = [
@@ -98,14 +99,14 @@ def active_agents(
 def totals(reader: Any) -> tuple[int, int]:
     """``(entries, violations)``."""
     con, rel = _rel(reader)
-    row = con.execute(f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}) FROM {rel}").fetchone()
+    row = first_row(con.execute(f"SELECT count(*), count(*) FILTER ({VIOLATION_SQL}) FROM {rel}"))
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def latest_time(reader: Any) -> datetime | None:
     """The newest ``occurred_at`` (Parquet min/max statistics make this cheap)."""
     con, rel = _rel(reader)
-    row = con.execute(f"SELECT max(occurred_at) FROM {rel}").fetchone()
+    row = first_row(con.execute(f"SELECT max(occurred_at) FROM {rel}"))
     return row[0] if row else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from ledger._results import first_row
 from ledger.proofs import TILE_HEIGHT
 
 __all__ = ["NODES_LAYOUT", "SCHEMA", "SEGMENT_GLOB", "migrate", "parse_segment_name", "segment_name"]
@@ -63,7 +64,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a writable ledger to the current layout, in one transaction (idempotent): a ledger
     written before ``NODES_LAYOUT`` stored every interior level; the rows of levels that are no
     longer stored are derived data (``railbook verify`` re-derives all of them), so they go."""
-    row = con.execute("SELECT value FROM ledger_meta WHERE key = 'nodes_layout'").fetchone()
+    row = first_row(con.execute("SELECT value FROM ledger_meta WHERE key = 'nodes_layout'"))
     if row is not None and row[0] == NODES_LAYOUT:
         return
     con.begin()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from ledger._results import first_row
 from ledger._schema import NODES_LAYOUT, SCHEMA
 from ledger.proofs import is_stored
 
@@ -55,7 +56,7 @@ def build_synthetic_tree(path: Path, size: int) -> float:
                 "SELECT a.idx // 2 AS idx, unhex(sha256('\\x01'::BLOB || a.hash || b.hash)) AS hash "
                 "FROM lvl a JOIN lvl b ON b.idx = a.idx + 1 WHERE a.idx % 2 = 0"
             )
-            row = con.execute("SELECT count(*) FROM nxt").fetchone()
+            row = first_row(con.execute("SELECT count(*) FROM nxt"))
             if not row or int(row[0]) == 0:
                 break
             if is_stored(level):

@@ -32,6 +32,7 @@ from ledger import _query
 from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows
 from ledger._columns import insert_entries_sql, insert_entries_values_sql, insert_rows_sql
 from ledger._reads import EntryReads
+from ledger._results import first_row
 from ledger._schema import SCHEMA, SEGMENT_GLOB, migrate, segment_name
 from ledger._txn import (
     INSERT_ALERTS,
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from ledger.note import Signer, Verifier
     from policy import Decision
 
-__all__ = ["MEMORY_LIMIT", "Ledger", "configure_connection", "open_connection"]
+__all__ = ["MEMORY_LIMIT", "Ledger", "configure_connection", "memory_limit", "open_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,13 @@ SMALL_APPEND = 16
 #: ``existing`` with at most this many ids binds them as parameters (an index probe each) instead of
 #: joining against an unnested list
 _SMALL_EXISTING = 256
+#: ``existing`` probes the event-id index, rather than scanning the column, while it has at least
+#: this many rows per id looked up: measured at 1M entries, a probe costs ~16 us and the scan of a
+#: semi join ~20 ns per stored row (20 ms a batch at 1M entries, 200 ms at 10M, whatever the ids)
+_ROWS_PER_PROBE = 800
+#: ids per probing statement: DuckDB answers ``IN (...)`` from the index up to its
+#: ``index_scan_max_count`` (2048) values, and scans beyond
+_PROBES_PER_STATEMENT = 2048
 #: the batch's (seq, entry, leaf_hash, chain_hash); DuckDB derives the indexed columns (``ledger._columns``)
 _INSERT_ENTRIES = insert_entries_sql("{t}")
 
@@ -108,11 +116,13 @@ def _copy_segment(con: duckdb.DuckDBPyConnection, start: int, end: int, path: Pa
     rows = f"SELECT * FROM entries WHERE seq >= {start} AND seq < {end}"
     target = f"TO '{_sql_path(path)}' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE {_SEGMENT_ROW_GROUP})"
     con.execute(f"COPY ({rows}) {target}")
-    bad = con.execute(
-        "SELECT count(*) FILTER (WHERE seq IS DISTINCT FROM ? + n - 1), count(*) "
-        "FROM (SELECT seq, row_number() OVER () AS n FROM read_parquet(?))",
-        [start, str(path)],
-    ).fetchone()
+    bad = first_row(
+        con.execute(
+            "SELECT count(*) FILTER (WHERE seq IS DISTINCT FROM ? + n - 1), count(*) "
+            "FROM (SELECT seq, row_number() OVER () AS n FROM read_parquet(?))",
+            [start, str(path)],
+        )
+    )
     if bad is None or bad[0] != 0 or bad[1] != end - start:
         con.execute(f"COPY ({rows} ORDER BY seq) {target}")
 
@@ -130,6 +140,14 @@ def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterato
     except duckdb.ConstraintException as exc:
         _rollback(con)
         raise _Conflict(str(exc)) from exc
+    except duckdb.OutOfMemoryException as exc:
+        _rollback(con)
+        limit = first_row(con.execute("SELECT current_setting('memory_limit')"))
+        raise LedgerError(
+            f"ledger append of {count} entries failed and was rolled back: DuckDB ran out of its "
+            f"memory ({limit[0] if limit else '?'}); the event-id index of a large ledger must fit in "
+            f'it. Set [ledger] memory_limit higher (e.g. "2GB"). {exc}'
+        ) from exc
     except duckdb.Error as exc:
         _rollback(con)
         raise LedgerError(f"ledger append of {count} entries failed and was rolled back: {exc}") from exc
@@ -249,16 +267,36 @@ _WAL_CHECKPOINT_BYTES = 8 << 20
 #: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
 #: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
 MEMORY_LIMIT = "256MB"
+#: DuckDB memory per entry for the ``event_id`` UNIQUE index. It is an ART, which DuckDB keeps whole
+#: in memory ("must fit in memory") once inserts of random-looking ids have loaded it: 373 MB at 10M
+#: entries (37 bytes each). Under a fixed 256 MB, a ledger of 10M entries reopened by a writer failed
+#: its first append (out of memory). 64 bytes leave room for longer ids.
+_INDEX_BYTES_PER_ENTRY = 64
+#: what a writer needs beside that index: cached blocks, an insert, a segment export
+_WORKING_MB = 128
 
 
-def configure_connection(con: duckdb.DuckDBPyConnection, *, point_reads: bool = False) -> None:
-    """Bound DuckDB's memory (``MEMORY_LIMIT``; larger work spills to its temp directory) and keep
-    its progress bar off the terminal (commands draw their own). ``point_reads``: one DuckDB
-    thread, for a connection that serves proofs and little else (``railbook prove``/``evidence``).
+def memory_limit(entries: int, configured: str | None = None) -> str:
+    """DuckDB's ``memory_limit`` for a ledger of ``entries``: ``configured`` (``[ledger]
+    memory_limit``) if set, else ``MEMORY_LIMIT`` or, once the event-id index needs more (beyond
+    ~2M entries), ``_WORKING_MB`` plus ``_INDEX_BYTES_PER_ENTRY`` per entry."""
+    if configured:
+        return configured
+    needed = _WORKING_MB + (entries * _INDEX_BYTES_PER_ENTRY >> 20)
+    return MEMORY_LIMIT if needed <= int(MEMORY_LIMIT.removesuffix("MB")) else f"{needed}MB"
+
+
+def configure_connection(
+    con: duckdb.DuckDBPyConnection, *, point_reads: bool = False, memory: str = MEMORY_LIMIT
+) -> None:
+    """Bound DuckDB's memory (``memory``, see ``memory_limit``; larger work spills to its temp
+    directory) and keep its progress bar off the terminal (commands draw their own).
+    ``point_reads``: one DuckDB thread, for a connection that serves proofs and little else
+    (``railbook prove``/``evidence``).
 
     Applied after the schema statements: building an index over an older ledger needs more.
     """
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{memory}'")
     con.execute("SET enable_progress_bar = false")
     # DuckDB's checkpoint otherwise merges the small row groups each earlier checkpoint wrote into
     # larger ones (its vacuum), so an append-only table's rows are rewritten again and again: the
@@ -291,14 +329,20 @@ def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
         raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
 
 
-def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> set[str]:
+def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], stored: int) -> set[str]:
+    """Which of ``event_ids`` are among the ``stored`` entries: by index probes when there are few
+    ids for the ledger's size (a cost per id), else by one semi join (a cost per stored row)."""
     ids = list(dict.fromkeys(event_ids))
     if not ids:
         return set()
-    if len(ids) <= _SMALL_EXISTING:
-        marks = ", ".join("?" * len(ids))
-        sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
-        return {r[0] for r in con.execute(sql, ids).fetchall()}
+    if len(ids) <= _SMALL_EXISTING or len(ids) * _ROWS_PER_PROBE <= stored:
+        found: set[str] = set()
+        for at in range(0, len(ids), _PROBES_PER_STATEMENT):
+            part = ids[at : at + _PROBES_PER_STATEMENT]
+            marks = ", ".join("?" * len(part))
+            sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
+            found.update(r[0] for r in con.execute(sql, part).fetchall())
+        return found
     rows = con.execute("SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]).fetchall()
     return {r[0] for r in rows}
 
@@ -306,11 +350,12 @@ def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str]) -> set[s
 class ExistingLookup:
     """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, ledger: Ledger) -> None:
         self._cursor = cursor
+        self._ledger = ledger
 
     def __call__(self, event_ids: Iterable[str]) -> set[str]:
-        return _existing(self._cursor, event_ids)
+        return _existing(self._cursor, event_ids, self._ledger.size)
 
     def close(self) -> None:
         self._cursor.close()
@@ -333,14 +378,15 @@ class Ledger(EntryReads):
         self._seg_error: BaseException | None = None
         #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
-        row = con.execute("SELECT count(*), max(seq) FROM entries").fetchone()
+        self._memory_limit = MEMORY_LIMIT
+        row = first_row(con.execute("SELECT count(*), max(seq) FROM entries"))
         count, max_seq = (int(row[0]), row[1]) if row else (0, None)
         if max_seq is not None and int(max_seq) + 1 != count:
             logger.warning(
                 "ledger entries are not contiguous count=%d max_seq=%s; run railbook verify", count, max_seq
             )
         self._size = int(max_seq) + 1 if max_seq is not None else 0
-        last = con.execute("SELECT chain_hash FROM entries WHERE seq = ?", [self._size - 1]).fetchone()
+        last = first_row(con.execute("SELECT chain_hash FROM entries WHERE seq = ?", [self._size - 1]))
         self._chain = bytes(last[0]) if last else GENESIS_CHAIN
         #: interior nodes of the upper levels in memory, for proofs only (never used by verify); loaded
         #: on the first proof or root (a one-off CLI command that never asks for one does not pay it)
@@ -371,6 +417,7 @@ class Ledger(EntryReads):
                 migrate(con)
             configure_connection(con, point_reads=point_reads)
             ledger = cls(config, con, read_only=read_only)
+            ledger._fit_memory()
             if not read_only:
                 ledger._signer = ledger._load_or_create_key()
                 ledger._sync_external()
@@ -379,6 +426,19 @@ class Ledger(EntryReads):
             raise
         logger.debug("ledger opened path=%s tree_size=%d read_only=%s", path, ledger._size, read_only)
         return ledger
+
+    def _fit_memory(self) -> None:
+        """Give DuckDB the memory the event-id index needs at this size (``memory_limit``): at
+        open, and at each signed checkpoint as the ledger grows."""
+        limit = memory_limit(self._size, self.config.ledger.memory_limit)
+        if limit != self._memory_limit:
+            try:
+                self._con.execute(f"SET memory_limit = '{limit}'")
+            except duckdb.Error as exc:
+                raise LedgerError(
+                    f"[ledger] memory_limit {limit!r} is not a memory size DuckDB takes: {exc}"
+                ) from exc
+            self._memory_limit = limit
 
     def close(self) -> None:
         """Wait for pending segment exports (see ``flush``; a failure is logged), then close the file."""
@@ -489,12 +549,12 @@ class Ledger(EntryReads):
 
     def existing(self, event_ids: Iterable[str]) -> set[str]:
         """Which of ``event_ids`` are already in the ledger."""
-        return _existing(self._con, event_ids)
+        return _existing(self._con, event_ids, self._size)
 
     def existing_lookup(self) -> ExistingLookup:
         """``existing`` on a DuckDB cursor of its own, for a thread other than the one appending
         (a cursor sees committed transactions only). Close it when done."""
-        return ExistingLookup(self._con.cursor())
+        return ExistingLookup(self._con.cursor(), self)
 
     def append(
         self,
@@ -724,6 +784,7 @@ class Ledger(EntryReads):
             [cp.tree_size, cp.root_hash, cp.signed_note_text, cp.created_at],
         )
         self._cp_size, self._cp_time = cp.tree_size, time.monotonic()
+        self._fit_memory()
         self._append_external(cp)
         self._publish_segments(cp)
         logger.info("checkpoint signed tree_size=%d root=%s", cp.tree_size, cp.root_hash.hex())
@@ -743,9 +804,11 @@ class Ledger(EntryReads):
         return [Checkpoint.from_note(n, c) for n, c in rows]
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        row = self._con.execute(
-            "SELECT note, created_at FROM checkpoints ORDER BY tree_size DESC, created_at DESC LIMIT 1"
-        ).fetchone()
+        row = first_row(
+            self._con.execute(
+                "SELECT note, created_at FROM checkpoints ORDER BY tree_size DESC, created_at DESC LIMIT 1"
+            )
+        )
         return Checkpoint.from_note(row[0], row[1]) if row else None
 
     def _append_external(self, cp: Checkpoint) -> None:
@@ -784,7 +847,7 @@ class Ledger(EntryReads):
         try:
             seg_dir = self.config.segments_dir
             seg_dir.mkdir(parents=True, exist_ok=True)
-            row = con.execute("SELECT max(end_seq) FROM segments").fetchone()
+            row = first_row(con.execute("SELECT max(end_seq) FROM segments"))
             start = int(row[0]) if row and row[0] is not None else 0
             if start >= cp.tree_size:
                 return
@@ -872,9 +935,9 @@ class Ledger(EntryReads):
         out["last_checkpoint"] = cp.to_dict() if cp else None
         out["unsigned_entries"] = self._size - (cp.tree_size if cp else 0)
         out["dead_letters"] = self.dead_letter_counts()
-        row = self._con.execute(
-            "SELECT count(*) FROM alerts WHERE status IN ('pending', 'failed')"
-        ).fetchone()
+        row = first_row(
+            self._con.execute("SELECT count(*) FROM alerts WHERE status IN ('pending', 'failed')")
+        )
         out["pending_alerts"] = int(row[0]) if row else 0
         return out
 

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 from core.errors import LedgerError, SigningKeyError
 from ledger._columns import column_flags_sql
 from ledger._query import fetch_nodes
+from ledger._results import first_row
 from ledger._schema import SEGMENT_GLOB, parse_segment_name
 from ledger.checkpoint import Checkpoint, read_checkpoints_file
 from ledger.entry import GENESIS_CHAIN, embedded_seq
@@ -514,7 +515,7 @@ def _column_check(con: duckdb.DuckDBPyConnection, rel: str, report: VerifyReport
     """Every indexed column must equal what the entry bytes say (one vectorised pass in DuckDB)."""
     sql, names = _column_check_sql(rel)
     try:
-        row = con.execute(sql).fetchone()
+        row = first_row(con.execute(sql))
     except duckdb.Error as exc:
         report.add("modified", None, f"indexed columns could not be checked against the entry bytes: {exc}")
         return
@@ -658,7 +659,7 @@ def verify_ledger(
             cps += [(cp, str(against)) for cp in external]
         _check_signatures(cps, verifier, config.ledger.origin, report)
         report.checkpoints_checked = len(stored)
-        total_row = con.execute("SELECT count(*) FROM entries").fetchone()
+        total_row = first_row(con.execute("SELECT count(*) FROM entries"))
         total = int(total_row[0]) if total_row else 0
         columns = _column_check_async(con, "entries")
         try:

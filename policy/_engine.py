@@ -216,6 +216,15 @@ class PolicyEngine:
         decide_waiting()
         return out  # type: ignore[return-value]  # every slot is filled
 
+    def touches_approvals(self, event: CanonicalEvent, mode: Mode = "detect") -> bool:
+        """Whether deciding ``event`` may read or change an ``ApprovalBook``: in gate mode always
+        (requests, gate links); in detect mode for an approval event and for an action that
+        resolves destructive. Deciding any other event is a function of the event, the pack and
+        the config alone (``prejudge``), so deciding it twice — a duplicate — changes nothing."""
+        if mode != "detect" or event.approval is not None:
+            return True
+        return self.catalog.resolve(event.action, event.attributes, event.resource.environment).destructive
+
     def prejudge(self, events: Sequence[CanonicalEvent]) -> list[Decision | None]:
         """Detect-mode decisions of the events no approval state can change; ``None`` for the rest.
 

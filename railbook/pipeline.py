@@ -105,9 +105,11 @@ class Pipeline:
         known: Sequence[Decision | None] | None = None,
     ) -> Evaluated:
         """Stage one of ``process``: drop duplicates (within the batch, in ``in_flight`` — event ids
-        of an evaluated batch not yet known to be committed — and in the ledger, looked up with
+        of an evaluated batch not yet known to be committed — and, for the events whose decision
+        touches approval state (``PolicyEngine.touches_approvals``), in the ledger, looked up with
         ``existing``, default ``ledger.existing``), then decide the rest in order. Updates the
         approval book: call ``commit`` with the result, or ``rebuild_approvals`` if it is dropped.
+        A duplicate of any other event is left to ``commit``: the ledger skips and counts it.
 
         ``known``: one entry per item, a decision made ahead by ``PolicyEngine.prejudge`` (serve's
         consumer process) or ``None``; the engine checks and reuses those (detect mode)."""
@@ -130,8 +132,15 @@ class Pipeline:
                 fresh.append(item)
                 fresh_known.append(pre)
         if fresh:
+            # Only an event whose decision reads or changes the approval book must be known new
+            # before it is decided: a re-delivered destructive action must not spend a grant, nor
+            # a stored id bring in a grant, that the ledger then refuses to record. Any other
+            # duplicate is decided and then refused by the ledger's UNIQUE event id (``commit``
+            # counts it). That spares most events the lookup, whose cost grows with the ledger.
             # in_flight is checked before the ledger: an id committed in between is in one or the other
-            already = (existing or self.ledger.existing)(e.event_id for e in fresh)
+            touches = self.engine.touches_approvals
+            ask = [e.event_id for e in fresh if touches(e, mode)]  # type: ignore[arg-type]
+            already = (existing or self.ledger.existing)(ask) if ask else set()
             if already:
                 duplicates += sum(1 for e in fresh if e.event_id in already)
                 kept = [k for k, e in enumerate(fresh) if e.event_id not in already]

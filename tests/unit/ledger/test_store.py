@@ -32,6 +32,29 @@ def test_append_assigns_seqs_skips_duplicates_and_agrees_with_reference(ledger: 
             assert ledger.consistency_proof(m, n) == merkle.consistency_proof(leaves[:n], m)
 
 
+@pytest.mark.parametrize(
+    ("rows_per_probe", "per_statement"),
+    [(0, 3), (0, 2048), (10**9, 2048)],
+    ids=["probes-in-several-statements", "probes", "semi-join"],
+)
+def test_existing_answers_alike_by_index_probes_or_by_a_join(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, rows_per_probe: int, per_statement: int
+) -> None:
+    ledger.append(records(40))
+    monkeypatch.setattr(store_mod, "_SMALL_EXISTING", 0)
+    monkeypatch.setattr(store_mod, "_ROWS_PER_PROBE", rows_per_probe)
+    monkeypatch.setattr(store_mod, "_PROBES_PER_STATEMENT", per_statement)
+    ids = [f"test:{i}" for i in range(0, 60, 3)] + ["nope", "test:1", "test:1", "test:39"]
+    expected = {f"test:{i}" for i in range(0, 40, 3)} | {"test:1", "test:39"}
+    assert ledger.existing(ids) == expected
+    lookup = ledger.existing_lookup()
+    try:
+        assert lookup(ids) == expected
+        assert lookup([]) == set()
+    finally:
+        lookup.close()
+
+
 def test_entry_round_trips_event_and_decision(ledger: Ledger) -> None:
     ev, dec = make_event(3), make_decision(deny=True)
     ledger.append([(ev, dec)])

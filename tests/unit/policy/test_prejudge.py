@@ -115,3 +115,38 @@ def test_known_decisions_are_for_detect_mode_one_per_event(
         serve_side.evaluate(
             [ev("sql:Select")], approvals=ApprovalBook(config), mode=mode, known=[None] * known_len
         )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_event(), min_size=1, max_size=16), st.integers(0, 15))
+def test_deciding_an_event_that_touches_no_approval_twice_changes_nothing(
+    engine: PolicyEngine, config: Config, evs: list[CanonicalEvent], at: int
+) -> None:
+    """``touches_approvals`` is what lets the pipeline leave such a duplicate to the ledger: a
+    re-delivered (or forged) copy decided again leaves the book as it was, and decides as the
+    first did. Every event it says touches nothing is one ``prejudge`` decides ahead."""
+    evs = _numbered(evs)
+    book = ApprovalBook(config)
+    engine.evaluate(evs, approvals=book)
+    ref_book = ApprovalBook(config)
+    engine.evaluate(evs, approvals=ref_book)
+    again = evs[at % len(evs)]
+    assert engine.touches_approvals(again, "gate")
+    if engine.touches_approvals(again):
+        assert engine.prejudge([again])[0] is None or again.approval is not None
+        return
+    assert engine.prejudge([again])[0] is not None
+    forged = replace(again, event_id=evs[0].event_id)  # an id the book may have seen on another event
+    first = engine.evaluate([again], approvals=ApprovalBook(config))
+    assert engine.evaluate([again, forged], approvals=book) == first * 2
+    assert book.requests() == ref_book.requests()
+    assert book.pending() == ref_book.pending()
+    probe = [replace(e, event_id=f"probe{i}") for i, e in enumerate(evs)]
+    assert engine.evaluate(probe, approvals=book) == engine.evaluate(probe, approvals=ref_book)
+
+
+def test_what_touches_approvals(engine: PolicyEngine) -> None:
+    assert not engine.touches_approvals(ev("sql:Select", eid="read"))
+    assert engine.touches_approvals(ev("sql:DropTable", eid="drop", resource=PROD_DB, env="prod"))
+    assert engine.touches_approvals(grant(eid="g1", resource=PROD_DB))  # it brings a grant in
+    assert engine.touches_approvals(ev("sql:Select", eid="read"), "gate")  # the gate records requests
