@@ -60,9 +60,9 @@ class LedgerConfig(_Section):
     segments_dir: str | None = None
     """Immutable Parquet segments for readers. Default: ``<ledger dir>/segments``."""
     memory_limit: str | None = None
-    """DuckDB memory for a ledger connection, e.g. ``"2GB"``. Default: 256 MB, and beyond 2M
-    entries 128 MB plus 64 bytes per entry, because the event-id index must fit in memory
-    (``ledger.store.memory_limit``)."""
+    """DuckDB memory for a ledger connection, e.g. ``"2GB"``, fixed. Default: 256 MB, raised when
+    an append runs out of it to what the event-id index needs, which must fit in memory: 128 MB
+    plus 64 bytes per entry beyond ~2M entries (``ledger.store.memory_limit``)."""
 
 
 class PolicyConfig(_Section):

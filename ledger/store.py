@@ -131,6 +131,10 @@ class _Conflict(Exception):
     """An insert hit a UNIQUE constraint (an event already in the ledger); rolled back."""
 
 
+class _OutOfMemory(LedgerError):
+    """DuckDB ran out of its memory limit during an append; rolled back."""
+
+
 @contextlib.contextmanager
 def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterator[None]:
     """Roll back the append of ``count`` entries on any error: a UNIQUE violation becomes
@@ -143,7 +147,7 @@ def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterato
     except duckdb.OutOfMemoryException as exc:
         _rollback(con)
         limit = first_row(con.execute("SELECT current_setting('memory_limit')"))
-        raise LedgerError(
+        raise _OutOfMemory(
             f"ledger append of {count} entries failed and was rolled back: DuckDB ran out of its "
             f"memory ({limit[0] if limit else '?'}); the event-id index of a large ledger must fit in "
             f'it. Set [ledger] memory_limit higher (e.g. "2GB"). {exc}'
@@ -277,26 +281,31 @@ _WORKING_MB = 128
 
 
 def memory_limit(entries: int, configured: str | None = None) -> str:
-    """DuckDB's ``memory_limit`` for a ledger of ``entries``: ``configured`` (``[ledger]
-    memory_limit``) if set, else ``MEMORY_LIMIT`` or, once the event-id index needs more (beyond
-    ~2M entries), ``_WORKING_MB`` plus ``_INDEX_BYTES_PER_ENTRY`` per entry."""
+    """DuckDB's ``memory_limit`` for a ledger of ``entries`` whose event-id index has to be in
+    memory whole: ``configured`` (``[ledger] memory_limit``) if set, else ``MEMORY_LIMIT`` or,
+    beyond ~2M entries, ``_WORKING_MB`` plus ``_INDEX_BYTES_PER_ENTRY`` per entry. A ledger starts
+    at ``MEMORY_LIMIT`` and moves to this only when an append runs out (``Ledger._grow_memory``)."""
     if configured:
         return configured
     needed = _WORKING_MB + (entries * _INDEX_BYTES_PER_ENTRY >> 20)
-    return MEMORY_LIMIT if needed <= int(MEMORY_LIMIT.removesuffix("MB")) else f"{needed}MB"
+    return MEMORY_LIMIT if needed <= _mb(MEMORY_LIMIT) else f"{needed}MB"
+
+
+def _mb(limit: str) -> int:
+    return int(limit.removesuffix("MB"))
 
 
 def configure_connection(
-    con: duckdb.DuckDBPyConnection, *, point_reads: bool = False, memory: str = MEMORY_LIMIT
+    con: duckdb.DuckDBPyConnection, *, point_reads: bool = False, memory: str | None = None
 ) -> None:
-    """Bound DuckDB's memory (``memory``, see ``memory_limit``; larger work spills to its temp
+    """Bound DuckDB's memory (``memory``, default ``MEMORY_LIMIT``; larger work spills to its temp
     directory) and keep its progress bar off the terminal (commands draw their own).
     ``point_reads``: one DuckDB thread, for a connection that serves proofs and little else
     (``railbook prove``/``evidence``).
 
     Applied after the schema statements: building an index over an older ledger needs more.
     """
-    con.execute(f"SET memory_limit = '{memory}'")
+    con.execute(f"SET memory_limit = '{memory or MEMORY_LIMIT}'")
     con.execute("SET enable_progress_bar = false")
     # DuckDB's checkpoint otherwise merges the small row groups each earlier checkpoint wrote into
     # larger ones (its vacuum), so an append-only table's rows are rewritten again and again: the
@@ -428,10 +437,9 @@ class Ledger(EntryReads):
         return ledger
 
     def _fit_memory(self) -> None:
-        """Give DuckDB the memory the event-id index needs at this size (``memory_limit``): at
-        open, and at each signed checkpoint as the ledger grows."""
-        limit = memory_limit(self._size, self.config.ledger.memory_limit)
-        if limit != self._memory_limit:
+        """At open: the configured ``[ledger] memory_limit``, if any."""
+        limit = self.config.ledger.memory_limit
+        if limit and limit != self._memory_limit:
             try:
                 self._con.execute(f"SET memory_limit = '{limit}'")
             except duckdb.Error as exc:
@@ -439,6 +447,35 @@ class Ledger(EntryReads):
                     f"[ledger] memory_limit {limit!r} is not a memory size DuckDB takes: {exc}"
                 ) from exc
             self._memory_limit = limit
+
+    def _grow_memory(self) -> bool:
+        """After an append ran out of memory: raise DuckDB's limit to what the event-id index needs
+        at this size (``memory_limit``), or, below ~2M entries, once to twice ``MEMORY_LIMIT``.
+        ``False`` (nothing changed) with a configured limit or one already raised that far.
+
+        On demand rather than by size: DuckDB fills whatever it is given with cached blocks, so a
+        limit raised ahead of need costs its whole amount (measured at 8-10M entries: RSS peaks of
+        1.0-1.08 GB with the limit raised at each checkpoint, 650-680 MB with 256 MB), while ids
+        that arrive in order (as in the benchmark) never load the whole index."""
+        if self.config.ledger.memory_limit:
+            return False
+        current, needed = _mb(self._memory_limit), _mb(memory_limit(self._size))
+        if current < needed:
+            wanted = needed
+        elif self._memory_limit == MEMORY_LIMIT:
+            wanted = 2 * current
+        else:
+            return False
+        self._con.execute(f"SET memory_limit = '{wanted}MB'")
+        logger.warning(
+            "DuckDB ran out of memory in an append at %d entries; memory_limit raised from %s to %dMB "
+            "(the event-id index must fit in memory; [ledger] memory_limit sets it)",
+            self._size,
+            self._memory_limit,
+            wanted,
+        )
+        self._memory_limit = f"{wanted}MB"
+        return True
 
     def close(self) -> None:
         """Wait for pending segment exports (see ``flush``; a failure is logged), then close the file."""
@@ -569,9 +606,23 @@ class Ledger(EntryReads):
         them during the insert (an index probe per entry, at any ledger size), and only then is the
         batch looked up and appended again without them. Large batches are encoded in chunks of
         ``_CHUNK``; each chunk is inserted on a helper thread (DuckDB releases the GIL) while the
-        next one is encoded, all in the one transaction.
+        next one is encoded, all in the one transaction. A batch that runs out of DuckDB's memory is
+        rolled back and, once the limit is raised (``_grow_memory``), appended again.
         """
         self._writable()
+        try:
+            return self._append_once(records, dead_letters, offsets)
+        except _OutOfMemory:
+            if not self._grow_memory():
+                raise
+        return self._append_once(records, dead_letters, offsets)
+
+    def _append_once(
+        self,
+        records: Sequence[tuple[CanonicalEvent, Decision]],
+        dead_letters: Sequence[DeadLetter],
+        offsets: Mapping[str, Mapping[tuple[str, int], int]] | None,
+    ) -> AppendResult:
         try:
             return self._append(records, set(), dead_letters, offsets)
         except _Conflict:
@@ -682,8 +733,8 @@ class Ledger(EntryReads):
         def finish(fut: Future[None], enc: _Encoded, batch: Sequence[tuple[CanonicalEvent, Decision]]) -> int:
             try:
                 fut.result()
-            except _Conflict:
-                res = self.append(batch)  # redo with the stored duplicates looked up
+            except (_Conflict, _OutOfMemory):
+                res = self.append(batch)  # redo with the stored duplicates looked up / more memory
             else:
                 self._size, self._chain, self._tree = enc.seq, enc.chain, enc.tree
                 if self._upper is not None:
@@ -784,7 +835,6 @@ class Ledger(EntryReads):
             [cp.tree_size, cp.root_hash, cp.signed_note_text, cp.created_at],
         )
         self._cp_size, self._cp_time = cp.tree_size, time.monotonic()
-        self._fit_memory()
         self._append_external(cp)
         self._publish_segments(cp)
         logger.info("checkpoint signed tree_size=%d root=%s", cp.tree_size, cp.root_hash.hex())

@@ -34,24 +34,27 @@ def test_a_reopened_ledger_appends_batches_of_any_size(config: Config, n: int) -
         assert led.size == 30 + 3 * n
 
 
-def test_memory_limit_grows_with_the_event_id_index_beyond_two_million_entries() -> None:
+def test_the_memory_the_event_id_index_needs_grows_beyond_two_million_entries() -> None:
     assert store_mod.memory_limit(0) == store_mod.MEMORY_LIMIT
     assert store_mod.memory_limit(1_000_000) == store_mod.MEMORY_LIMIT
     assert store_mod.memory_limit(10_000_000) == "738MB"  # 128 MB + 64 B x 10M
     assert store_mod.memory_limit(10_000_000, "3GB") == "3GB"
 
 
-def test_the_ledger_raises_duckdbs_memory_as_it_grows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_append_that_runs_out_of_memory_gets_more_and_is_appended_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(store_mod, "_INDEX_BYTES_PER_ENTRY", 1 << 20)  # 1 MB an entry: grows at once
-    config = make_config(tmp_path, checkpoint_every=100)
-    with Ledger.open(config) as led:
-        assert _memory_setting(led) == "244.1 MiB"  # 256 MB
-        led.append(records(300))  # a checkpoint at 300 entries: 128 + 300 MB
-        assert _memory_setting(led) == "408.1 MiB"
-    with Ledger.open(config) as led:
-        assert _memory_setting(led) == "408.1 MiB"
+    """As a reopened large ledger's first append does when its event-id index must be loaded
+    whole: here DuckDB starts with 8 MB and the size calls for 64 MB."""
+    monkeypatch.setattr(store_mod, "MEMORY_LIMIT", "8MB")
+    monkeypatch.setattr(store_mod, "_WORKING_MB", 64)
+    with Ledger.open(make_config(tmp_path)) as led:
+        assert _memory_setting(led) == "7.6 MiB"
+        assert len(led.append(records(5000)).appended) == 5000
+        assert _memory_setting(led) == "61.0 MiB"
+        assert "memory_limit raised from 8MB to 64MB" in caplog.text
+        assert led.size == 5000 and led.existing(["test:0", "test:4999"]) == {"test:0", "test:4999"}
+        assert not led._grow_memory()  # raised as far as this size calls for: the next one fails
 
 
 def test_a_configured_memory_limit_is_kept_and_a_bad_one_is_named(tmp_path: Path) -> None:
