@@ -62,7 +62,7 @@ class LedgerConfig(_Section):
     memory_limit: str | None = None
     """DuckDB memory for a ledger connection, e.g. ``"2GB"``, fixed. Default: 256 MB, raised when
     an append runs out of it to what the event-id index needs, which must fit in memory: 128 MB
-    plus 64 bytes per entry beyond ~2M entries (``ledger.store.memory_limit``)."""
+    plus 64 bytes per entry beyond ~2M entries (``Ledger._grow_memory``)."""
 
 
 class PolicyConfig(_Section):

@@ -49,7 +49,7 @@ from ledger._synthetic import build_synthetic_tree, synthetic_entry
 from ledger.entry import encode_entry
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.proofs import NodeId, consistency_proof_at, inclusion_proof_at, root_at
-from ledger.store import Ledger, configure_connection, memory_limit, open_connection
+from ledger.store import Ledger, configure_connection, open_connection
 from ledger.verify import verify_ledger
 from policy import Decision, Reason
 
@@ -140,11 +140,9 @@ def _entry_rows(entries: list[bytes]) -> pa.Table:
         con.close()
 
 
-def _raw_reference(
-    entries: list[bytes], rows: pa.Table | None, n: int, batch: int, path: Path, memory: str
-) -> float:
+def _raw_reference(entries: list[bytes], rows: pa.Table | None, n: int, batch: int, path: Path) -> float:
     """SHA-256 of each entry plus one Arrow batch insert and commit per batch of ``batch``, on a
-    connection set up like the ledger's (``memory``: the limit the ledger has at the run's size).
+    connection set up like the ledger's (same memory limit).
 
     ``rows`` given (the target's reference): the ledger's own ``entries`` table (same schema, UNIQUE
     event id, seq index) receives exactly the rows the ledger stores for these entries, made
@@ -154,7 +152,7 @@ def _raw_reference(
     ledger to store; reported for comparison with earlier rounds).
     """
     con = duckdb.connect(str(path))
-    configure_connection(con, memory=memory)
+    configure_connection(con)
     if rows is None:
         con.execute("CREATE TABLE raw (seq BIGINT, entry BLOB, h BLOB)")
         insert = "INSERT INTO raw SELECT * FROM tbl"
@@ -326,7 +324,7 @@ def _run(n: int, batch: int, base: Path, synthetic_size: int, samples: int, say:
         """(the target's reference: same rows into the ledger's table, the 3-column one)"""
         out = []
         for made in (rows, None):
-            out.append(int(_raw_reference(sample, made, ref_n, batch, base / "raw.duckdb", memory_limit(n))))
+            out.append(int(_raw_reference(sample, made, ref_n, batch, base / "raw.duckdb")))
             (base / "raw.duckdb").unlink()
         return out[0], out[1]
 

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from ledger.note import Signer, Verifier
     from policy import Decision
 
-__all__ = ["MEMORY_LIMIT", "Ledger", "configure_connection", "memory_limit", "open_connection"]
+__all__ = ["MEMORY_LIMIT", "Ledger", "configure_connection", "open_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -280,15 +280,12 @@ _INDEX_BYTES_PER_ENTRY = 64
 _WORKING_MB = 128
 
 
-def memory_limit(entries: int, configured: str | None = None) -> str:
-    """DuckDB's ``memory_limit`` for a ledger of ``entries`` whose event-id index has to be in
-    memory whole: ``configured`` (``[ledger] memory_limit``) if set, else ``MEMORY_LIMIT`` or,
-    beyond ~2M entries, ``_WORKING_MB`` plus ``_INDEX_BYTES_PER_ENTRY`` per entry. A ledger starts
-    at ``MEMORY_LIMIT`` and moves to this only when an append runs out (``Ledger._grow_memory``)."""
-    if configured:
-        return configured
-    needed = _WORKING_MB + (entries * _INDEX_BYTES_PER_ENTRY >> 20)
-    return MEMORY_LIMIT if needed <= _mb(MEMORY_LIMIT) else f"{needed}MB"
+def _index_memory_mb(entries: int) -> int:
+    """DuckDB memory (MB) for a ledger of ``entries`` whose event-id index has to be in memory
+    whole: ``MEMORY_LIMIT`` or, beyond ~2M entries, ``_WORKING_MB`` plus ``_INDEX_BYTES_PER_ENTRY``
+    per entry. A ledger starts at ``MEMORY_LIMIT`` and moves to this only when an append runs out
+    (``Ledger._grow_memory``)."""
+    return max(_mb(MEMORY_LIMIT), _WORKING_MB + (entries * _INDEX_BYTES_PER_ENTRY >> 20))
 
 
 def _mb(limit: str) -> int:
@@ -298,14 +295,19 @@ def _mb(limit: str) -> int:
 def configure_connection(
     con: duckdb.DuckDBPyConnection, *, point_reads: bool = False, memory: str | None = None
 ) -> None:
-    """Bound DuckDB's memory (``memory``, default ``MEMORY_LIMIT``; larger work spills to its temp
-    directory) and keep its progress bar off the terminal (commands draw their own).
-    ``point_reads``: one DuckDB thread, for a connection that serves proofs and little else
-    (``railbook prove``/``evidence``).
+    """Bound DuckDB's memory (``memory``: ``[ledger] memory_limit``, default ``MEMORY_LIMIT``;
+    larger work spills to its temp directory) and keep its progress bar off the terminal
+    (commands draw their own). ``point_reads``: one DuckDB thread, for a connection that serves
+    proofs and little else (``railbook prove``/``evidence``).
 
     Applied after the schema statements: building an index over an older ledger needs more.
     """
-    con.execute(f"SET memory_limit = '{memory or MEMORY_LIMIT}'")
+    try:
+        con.execute(f"SET memory_limit = '{memory or MEMORY_LIMIT}'")
+    except duckdb.Error as exc:
+        raise LedgerError(
+            f"[ledger] memory_limit {memory!r} is not a memory size DuckDB takes: {exc}"
+        ) from exc
     con.execute("SET enable_progress_bar = false")
     # DuckDB's checkpoint otherwise merges the small row groups each earlier checkpoint wrote into
     # larger ones (its vacuum), so an append-only table's rows are rewritten again and again: the
@@ -387,7 +389,8 @@ class Ledger(EntryReads):
         self._seg_error: BaseException | None = None
         #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
-        self._memory_limit = MEMORY_LIMIT
+        self._memory_mb = _mb(MEMORY_LIMIT)
+        """DuckDB's memory limit, unless ``[ledger] memory_limit`` fixes it (``_grow_memory``)."""
         row = first_row(con.execute("SELECT count(*), max(seq) FROM entries"))
         count, max_seq = (int(row[0]), row[1]) if row else (0, None)
         if max_seq is not None and int(max_seq) + 1 != count:
@@ -424,9 +427,8 @@ class Ledger(EntryReads):
                 for stmt in SCHEMA:
                     con.execute(stmt)
                 migrate(con)
-            configure_connection(con, point_reads=point_reads)
+            configure_connection(con, point_reads=point_reads, memory=config.ledger.memory_limit)
             ledger = cls(config, con, read_only=read_only)
-            ledger._fit_memory()
             if not read_only:
                 ledger._signer = ledger._load_or_create_key()
                 ledger._sync_external()
@@ -436,21 +438,9 @@ class Ledger(EntryReads):
         logger.debug("ledger opened path=%s tree_size=%d read_only=%s", path, ledger._size, read_only)
         return ledger
 
-    def _fit_memory(self) -> None:
-        """At open: the configured ``[ledger] memory_limit``, if any."""
-        limit = self.config.ledger.memory_limit
-        if limit and limit != self._memory_limit:
-            try:
-                self._con.execute(f"SET memory_limit = '{limit}'")
-            except duckdb.Error as exc:
-                raise LedgerError(
-                    f"[ledger] memory_limit {limit!r} is not a memory size DuckDB takes: {exc}"
-                ) from exc
-            self._memory_limit = limit
-
     def _grow_memory(self) -> bool:
         """After an append ran out of memory: raise DuckDB's limit to what the event-id index needs
-        at this size (``memory_limit``), or, below ~2M entries, once to twice ``MEMORY_LIMIT``.
+        at this size (``_index_memory_mb``), or, below ~2M entries, once to twice ``MEMORY_LIMIT``.
         ``False`` (nothing changed) with a configured limit or one already raised that far.
 
         On demand rather than by size: DuckDB fills whatever it is given with cached blocks, so a
@@ -459,22 +449,22 @@ class Ledger(EntryReads):
         that arrive in order (as in the benchmark) never load the whole index."""
         if self.config.ledger.memory_limit:
             return False
-        current, needed = _mb(self._memory_limit), _mb(memory_limit(self._size))
-        if current < needed:
+        needed = _index_memory_mb(self._size)
+        if self._memory_mb < needed:
             wanted = needed
-        elif self._memory_limit == MEMORY_LIMIT:
-            wanted = 2 * current
+        elif self._memory_mb == _mb(MEMORY_LIMIT):
+            wanted = 2 * self._memory_mb
         else:
             return False
         self._con.execute(f"SET memory_limit = '{wanted}MB'")
         logger.warning(
-            "DuckDB ran out of memory in an append at %d entries; memory_limit raised from %s to %dMB "
+            "DuckDB ran out of memory in an append at %d entries; memory_limit raised from %dMB to %dMB "
             "(the event-id index must fit in memory; [ledger] memory_limit sets it)",
             self._size,
-            self._memory_limit,
+            self._memory_mb,
             wanted,
         )
-        self._memory_limit = f"{wanted}MB"
+        self._memory_mb = wanted
         return True
 
     def close(self) -> None:

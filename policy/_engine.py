@@ -199,14 +199,8 @@ class PolicyEngine:
                     out[i] = d
                 waiting.clear()
 
-        resolve = self.catalog.resolve
         for i, (ev, d) in enumerate(zip(events, known, strict=True)):
-            if (
-                d is None
-                or d.policy_version != self.version
-                or d.mode != "detect"
-                or resolve(ev.action, ev.attributes, ev.resource.environment).destructive
-            ):
+            if d is None or d.policy_version != self.version or d.mode != "detect" or self._destructive(ev):
                 waiting.append(i)
                 continue
             if ev.approval is not None:
@@ -221,8 +215,11 @@ class PolicyEngine:
         (requests, gate links); in detect mode for an approval event and for an action that
         resolves destructive. Deciding any other event is a function of the event, the pack and
         the config alone (``prejudge``), so deciding it twice — a duplicate — changes nothing."""
-        if mode != "detect" or event.approval is not None:
-            return True
+        return mode != "detect" or event.approval is not None or self._destructive(event)
+
+    def _destructive(self, event: CanonicalEvent) -> bool:
+        """Whether ``event``'s action resolves destructive: only such a decision reads or changes
+        the approval book (looks up, uses or links a grant)."""
         return self.catalog.resolve(event.action, event.attributes, event.resource.environment).destructive
 
     def prejudge(self, events: Sequence[CanonicalEvent]) -> list[Decision | None]:
@@ -234,12 +231,7 @@ class PolicyEngine:
         config alone, and can be made anywhere that has them: serve's consumer process decides
         these beside serve, which then decides only the rest, in order (``evaluate(known=...)``).
         """
-        resolve = self.catalog.resolve
-        picked = [
-            i
-            for i, ev in enumerate(events)
-            if not resolve(ev.action, ev.attributes, ev.resource.environment).destructive
-        ]
+        picked = [i for i, ev in enumerate(events) if not self._destructive(ev)]
         out: list[Decision | None] = [None] * len(events)
         if picked:
             scratch = ApprovalBook(self.config)  # takes the approval events; nothing reads it back

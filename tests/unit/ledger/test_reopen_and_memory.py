@@ -35,10 +35,9 @@ def test_a_reopened_ledger_appends_batches_of_any_size(config: Config, n: int) -
 
 
 def test_the_memory_the_event_id_index_needs_grows_beyond_two_million_entries() -> None:
-    assert store_mod.memory_limit(0) == store_mod.MEMORY_LIMIT
-    assert store_mod.memory_limit(1_000_000) == store_mod.MEMORY_LIMIT
-    assert store_mod.memory_limit(10_000_000) == "738MB"  # 128 MB + 64 B x 10M
-    assert store_mod.memory_limit(10_000_000, "3GB") == "3GB"
+    assert store_mod._index_memory_mb(0) == 256  # MEMORY_LIMIT
+    assert store_mod._index_memory_mb(1_000_000) == 256
+    assert store_mod._index_memory_mb(10_000_000) == 738  # 128 MB + 64 B x 10M
 
 
 def test_an_append_that_runs_out_of_memory_gets_more_and_is_appended_once(

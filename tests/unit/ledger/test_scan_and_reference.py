@@ -12,7 +12,7 @@ import pytest
 from ledger import Ledger, verify_ledger
 from ledger import verify as verify_mod
 from ledger.bench import _entry_rows, _raw_reference
-from ledger.store import MEMORY_LIMIT, configure_connection
+from ledger.store import configure_connection
 from tests.unit.ledger.conftest import make_config, records, store_last
 
 
@@ -96,7 +96,7 @@ def test_raw_reference_inserts_every_entry_once(tmp_path: Path, same_rows: bool)
         entries = [bytes(e) for (e,) in led.connection().execute("SELECT entry FROM entries").fetchall()]
     rows = _entry_rows(entries) if same_rows else None
     path = tmp_path / "raw.duckdb"
-    assert _raw_reference(entries, rows, 50, 8, path, MEMORY_LIMIT) > 0
+    assert _raw_reference(entries, rows, 50, 8, path) > 0
     con = duckdb.connect(str(path), read_only=True)
     configure_connection(con)
     table = "entries" if same_rows else "raw"
