@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core import deferred
 from core.avro import decode_event
 from core.deadletter import DeadLetter
 from core.errors import DecodeError
@@ -43,6 +44,17 @@ class Decoded:
     messages: int = 0
     polled_at: float = 0.0
     """``time.monotonic()`` when the poll returned (system-wide: comparable across processes)."""
+
+    # Pickled between serve's two processes: the events decided ahead travel as their canonical
+    # bytes and the few fields serve reads (``core.deferred``), not as whole object graphs.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["items"] = deferred.pack(self.items, self.decisions)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["items"] = deferred.unpack(state["items"])
+        self.__dict__.update(state)
 
 
 def decode_records(

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import normalise_record, redact, redact_text
+from ingest._screen import is_pan
 from ingest.redact import luhn_valid
 
 
@@ -115,3 +116,18 @@ def test_generated_password_in_connection_string_never_in_raw(config, password, 
     assert f"user:{quote(password, safe='')}@" not in raw
     assert "user:[REDACTED:password]@" in raw
     assert "secret" in ev.resource.data_classes
+
+
+def test_digits_inside_a_hex_hash_are_not_a_card_number() -> None:
+    """A raw_sha256 found by hypothesis: its digit run 2499063917456 passes the issuer and Luhn
+    checks. A normalised event carrying it must not be marked pci the second time it is read."""
+    sha = "227c74690923771a2499063917456a97419f21886de62c5f10d4647d74b13285"
+    assert is_pan("2499063917456")
+    assert redact_text(sha) == (sha, set())
+    assert redact_text(f"commit {sha[:40]} pushed") == (f"commit {sha[:40]} pushed", set())
+    assert redact_text("card 2499063917456 on file") == ("card [REDACTED:pan] on file", {"pci"})
+    assert redact_text("pan=2499-0639-1745-6;") == ("pan=[REDACTED:pan];", {"pci"})
+    # run together with a few letters it is still a card number; only a hash-long hex run is not
+    assert redact_text("x2499063917456abc") == ("x[REDACTED:pan]abc", {"pci"})
+    assert redact_text(sha[:32]) == (sha[:32], set())
+    assert redact_text(sha[1:32]) == ("27c74690923771a[REDACTED:pan]a97", {"pci"})
