@@ -20,8 +20,18 @@ from typing import Any
 import fastavro
 import fastavro.schema
 
+from core.canonical import canonical_json_fast
 from core.errors import DecodeError, NormaliseError
-from core.event import ACTOR_KINDS, Actor, Approval, CanonicalEvent, Change, Resource
+from core.event import (
+    ACTOR_KINDS,
+    Actor,
+    Approval,
+    CanonicalEvent,
+    Change,
+    Resource,
+    format_time,
+    plain_attributes,
+)
 
 __all__ = ["SCHEMA_VERSIONS", "WRITER_VERSION", "decode_event", "encode_event", "schema_fingerprint"]
 
@@ -76,8 +86,11 @@ def encode_event(event: CanonicalEvent) -> bytes:
     return buf.getvalue()
 
 
-def decode_event(data: bytes, *, where: str = "message") -> CanonicalEvent:
-    """Decode single-object-encoded Avro; every failure is a ``DecodeError`` with a reason code."""
+def decode_event(data: bytes, *, where: str = "message", keep_canonical: bool = False) -> CanonicalEvent:
+    """Decode single-object-encoded Avro; every failure is a ``DecodeError`` with a reason code.
+
+    ``keep_canonical``: also compute the event's ``canonical_bytes`` and keep them in it (see
+    ``CanonicalEvent.keep_canonical_bytes``), from the decoded record rather than ``to_dict``."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise DecodeError(f"{where}: {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}", reason="oversized")
     if len(data) < 10 or data[:2] != MAGIC:
@@ -101,9 +114,22 @@ def decode_event(data: bytes, *, where: str = "message") -> CanonicalEvent:
         )
     assert isinstance(rec, dict)
     try:
-        return _event_from_record(rec)
+        event = _event_from_record(rec)
     except (NormaliseError, KeyError, TypeError, ValueError) as exc:
         raise DecodeError(f"{where}: not a valid canonical event: {exc}", reason="schema") from None
+    if keep_canonical:
+        event.keep_canonical_bytes(_canonical_from_record(rec, event))
+    return event
+
+
+def _canonical_from_record(rec: dict[str, Any], event: CanonicalEvent) -> bytes:
+    """``event.canonical_bytes`` for the event just built from ``rec``: the schema's record is
+    ``to_dict``'s shape, field for field (tested on every schema version), but with times as
+    datetimes. Writing it as it is spares building that dict again: ~5 of the ~8 µs per event."""
+    rec["occurred_at"] = format_time(event.occurred_at)
+    if event.approval is not None and event.approval.expires_at is not None:
+        rec["approval"]["expires_at"] = format_time(event.approval.expires_at)
+    return canonical_json_fast(rec, plain=plain_attributes(event.attributes))
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

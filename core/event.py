@@ -215,13 +215,16 @@ class CanonicalEvent:
             return kept
         return canonical_json_fast(self.to_dict(), plain=plain_attributes(self.attributes))
 
-    def keep_canonical_bytes(self) -> None:
+    def keep_canonical_bytes(self, canonical: bytes | None = None) -> None:
         """Compute ``canonical_bytes`` now and keep it in the object (events are immutable, and
         ``dataclasses.replace`` makes a new one without it). It lives in the instance ``__dict__``,
         so it travels with a pickled event: serve's consumer process encodes events off the GIL of
         the process that evaluates and appends them. Not kept by default: a kept copy is ~1 KB per
-        event held for as long as the event is."""
-        self.__dict__["_canonical_bytes"] = self.canonical_bytes
+        event held for as long as the event is. ``canonical``: the bytes, already computed another
+        way by the code that built the event (``core.avro.decode_event``), which answers for them."""
+        if canonical is None:
+            canonical = self.canonical_bytes
+        self.__dict__["_canonical_bytes"] = canonical
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the event; ``core.canonical.canonical_json`` of it is what gets hashed."""

@@ -64,10 +64,12 @@ def decode_records(
     max_bytes: int,
     track_latency: bool,
     polled_at: float,
+    keep_canonical: bool = False,
 ) -> Decoded:
     """Decode kafka-python ``ConsumerRecord``s; never raises on bad input (dead letters instead).
 
-    Avro events on ``railbook.events`` take a fast path (one ``decode_event`` call per message);
+    Avro events on ``railbook.events`` take a fast path (one ``decode_event`` call per message,
+    which with ``keep_canonical`` also keeps each event's canonical bytes);
     anything unusual — empty, oversized, undecodable, a raw-source topic — goes through
     ``ingest.decode_message``, which names the message in the dead letter.
     """
@@ -81,7 +83,7 @@ def decode_records(
             value = m.value
             if fast and value and len(value) <= max_bytes:
                 try:
-                    ev = decode_event(value)
+                    ev = decode_event(value, keep_canonical=keep_canonical)
                 except DecodeError:
                     pass  # the slow path below names the message in the dead letter
                 else:

@@ -274,6 +274,7 @@ class _Front:
             max_bytes=o.max_message_bytes,
             track_latency=o.track_latency,
             polled_at=polled_at,
+            keep_canonical=True,
         )
         events: list[CanonicalEvent] = []
         for item in decoded.items:
@@ -281,7 +282,8 @@ class _Front:
                 # the event's part of its ledger entry, computed here rather than under serve's
                 # GIL, travels with the event (py-spy: entry encoding was ~25 % of the time serve's
                 # process held the GIL, ~15 % after); an event decided ahead travels as little
-                # more than these bytes (``Decoded`` pickles it through ``core.deferred``)
+                # more than these bytes (``Decoded`` pickles it through ``core.deferred``). Avro
+                # events have them from decoding; the rest (adapters' events) are encoded here.
                 item.keep_canonical_bytes()
                 events.append(item)
         if self.engine is not None and events:

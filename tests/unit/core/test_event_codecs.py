@@ -175,3 +175,14 @@ def test_avro_with_valid_types_but_bad_values_is_a_decode_error(
     with pytest.raises(DecodeError) as info:
         decode_event(buf.getvalue(), where="kafka:t/0@7")
     assert info.value.reason == "schema" and needle in str(info.value) and "kafka:t/0@7" in str(info.value)
+
+
+@given(events)
+def test_canonical_bytes_kept_while_decoding_are_the_events_own(event: CanonicalEvent) -> None:
+    """``decode_event(keep_canonical=True)`` writes the decoded record instead of ``to_dict``: every
+    schema version's record must be ``to_dict``'s shape field for field, times apart."""
+    data = encode_event(event)
+    kept = decode_event(data, keep_canonical=True)
+    assert "_canonical_bytes" in kept.__dict__
+    assert kept.canonical_bytes == canonical_json(event.to_dict())
+    assert kept == decode_event(data) == event
