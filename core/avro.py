@@ -125,7 +125,8 @@ def decode_event(data: bytes, *, where: str = "message", keep_canonical: bool = 
 def _canonical_from_record(rec: dict[str, Any], event: CanonicalEvent) -> bytes:
     """``event.canonical_bytes`` for the event just built from ``rec``: the schema's record is
     ``to_dict``'s shape, field for field (tested on every schema version), but with times as
-    datetimes. Writing it as it is spares building that dict again: ~5 of the ~8 µs per event."""
+    datetimes. Writing it as it is spares building that dict again (~1.5–2 µs of ~25 per event in
+    serve's consumer process, decoding included)."""
     rec["occurred_at"] = format_time(event.occurred_at)
     if event.approval is not None and event.approval.expires_at is not None:
         rec["approval"]["expires_at"] = format_time(event.approval.expires_at)

@@ -5,10 +5,10 @@ them to serve, which needs little of such an event: its id, its canonical bytes 
 entry's ``event`` member) and what says whether its decision touches approval state (action,
 attributes, resource). Pickling the whole object graph of an event cost ~10 µs per event to send
 and ~8 µs to receive (5,000-event batches, serve's garbage-collector settings): about an eighth
-of the pipeline's CPU. ``pack`` sends such an event as a tuple of those values (~3.5 µs both
-ways together); ``unpack`` makes it a ``DeferredEvent``, whose other fields (actor, time,
-change, source) are parsed from the canonical bytes the first time anything reads them, so it is
-still the same event to every reader.
+of the pipeline's CPU. ``pack`` sends such an event as a tuple of those values (a benchmark
+batch: ~4 µs per event to send, ~3 to receive); ``unpack`` makes it a ``DeferredEvent``, whose
+other fields (actor, time, change, source) are parsed from the canonical bytes the first time
+anything reads them, so it is still the same event to every reader.
 """
 
 from __future__ import annotations
