@@ -42,14 +42,16 @@ CACHE_LEVEL = 2 * TILE_HEIGHT
 
 
 class UpperNodes:
-    """Hashes of complete nodes held in memory for serving proofs and roots (bounded: n / 32768).
+    """Hashes of complete nodes held in memory for serving proofs and roots (bounded: n / 256
+    hashes, 32 bytes each, and n / 32768 more).
 
+    - every stored level-8 node, in one ``bytearray`` by index (1.25 MB at 10M entries): the nodes
+      of levels 8–15 a proof needs are hashed up from there (``derive_nodes``, ≤ 255 hashes).
     - every complete node of level >= ``CACHE_LEVEL``: the stored ones (levels 16, 24, …) and those
-      derived from them (17..23, …). A proof's upper path is scattered over the whole node table (a
-      cold block read each, the p99 of a proof); from memory, a proof reads only one block of leaves
-      and one block of level-8 nodes. Loaded once per connection (one scan of the ``level`` column
-      of the n/255-row node table, ~n/65536 rows fetched) and extended by the writer as nodes are
-      committed (:meth:`add`).
+      derived from them (17..23, …).
+    A proof's upper path is scattered over the whole node table (a cold block read each, the p99 of
+    a proof); from memory, a proof reads only its block of leaves. Loaded once per connection (one
+    scan of the n/255-row node table) and extended by the writer as nodes are committed (:meth:`add`).
     - the last ``RECENT`` nodes served (:meth:`remember`): the right edge of a checkpointed tree is
       in every proof against that checkpoint, and a complete node never changes.
 
@@ -57,7 +59,7 @@ class UpperNodes:
     never reads this cache, so a tampered stored node cannot hide behind it.
     """
 
-    __slots__ = ("_by_id", "_recent")
+    __slots__ = ("_by_id", "_recent", "_tiles")
 
     #: nodes kept by :meth:`remember` (least recently used dropped first)
     RECENT = 4096
@@ -65,20 +67,41 @@ class UpperNodes:
     def __init__(self) -> None:
         self._by_id: dict[NodeId, bytes] = {}
         self._recent: dict[NodeId, bytes] = {}
+        # level-8 hashes of indexes 0, 1, …, without gaps: a node that is missing from the table
+        # (tampering) ends it, and every later one is read from the table as before
+        self._tiles = bytearray()
 
     @classmethod
     def load(cls, con: duckdb.DuckDBPyConnection) -> UpperNodes:
         out = cls()
         rows = con.execute(
-            f"SELECT level, idx, hash FROM nodes WHERE level >= ? AND level % {TILE_HEIGHT} = 0 ORDER BY pos",
-            [CACHE_LEVEL],
+            f"SELECT level, idx, hash FROM nodes WHERE level % {TILE_HEIGHT} = 0 ORDER BY pos"
         ).fetchall()
         for lv, i, h in rows:
-            out._put(int(lv), int(i), bytes(h))
+            out._take(int(lv), int(i), bytes(h))
         return out
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    @property
+    def tiles(self) -> int:
+        """How many level-8 nodes are held (indexes ``0 .. tiles - 1``)."""
+        return len(self._tiles) // 32
+
+    def _take(self, level: int, index: int, h: bytes) -> None:
+        if level == TILE_HEIGHT:
+            if index == self.tiles and len(h) == 32:
+                self._tiles += h
+        elif level >= CACHE_LEVEL:
+            self._put(level, index, h)
+
+    def tile_block(self, lo: int, hi: int) -> dict[NodeId, bytes] | None:
+        """The level-8 nodes ``lo..hi`` (inclusive), or ``None`` unless all of them are held."""
+        if hi >= self.tiles:
+            return None
+        t = self._tiles
+        return {(TILE_HEIGHT, i): bytes(t[i * 32 : i * 32 + 32]) for i in range(lo, hi + 1)}
 
     def _put(self, level: int, index: int, h: bytes) -> None:
         """Hold a stored node, then derive the non-stored ancestors it completes (left siblings come
@@ -99,12 +122,13 @@ class UpperNodes:
             by.setdefault((level, index), h)
 
     def add(self, new_nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        """Adopt committed stored nodes ``(level, index, hash)``; keeps those of level >= ``CACHE_LEVEL``."""
+        """Adopt committed stored nodes ``(level, index, hash)``."""
         for lv, i, h in new_nodes:
-            if lv >= CACHE_LEVEL:
-                self._put(lv, i, h)
+            self._take(lv, i, h)
 
     def get(self, level: int, index: int) -> bytes | None:
+        if level == TILE_HEIGHT and index < self.tiles:
+            return bytes(self._tiles[index * 32 : index * 32 + 32])
         h = self._by_id.get((level, index))
         if h is None:
             h = self._recent.pop((level, index), None)
@@ -144,15 +168,19 @@ def fetch_nodes(
     stored: dict[NodeId, bytes] = {}
     parts: list[str] = []
     for level, lo, hi in stored_ranges(missing):
-        if level == 0:
+        block = upper.tile_block(lo, hi) if upper is not None and level == TILE_HEIGHT else None
+        if block is not None:
+            stored.update(block)
+        elif level == 0:
             parts.append(f"SELECT 0, seq, leaf_hash FROM entries WHERE seq BETWEEN {lo} AND {hi}")
         else:
             parts.append(
                 f"SELECT level, idx, hash FROM nodes WHERE pos BETWEEN {node_position(level, lo)} AND "
                 f"{node_position(level, hi)} AND level = {level} AND idx BETWEEN {lo} AND {hi}"
             )
-    for lv, i, h in con.execute(" UNION ALL ".join(parts)).fetchall():
-        stored.setdefault((int(lv), int(i)), bytes(h))
+    if parts:
+        for lv, i, h in con.execute(" UNION ALL ".join(parts)).fetchall():
+            stored.setdefault((int(lv), int(i)), bytes(h))
     got = derive_nodes(missing, stored)
     if upper is not None:
         upper.remember(got)

@@ -127,17 +127,16 @@ def _cfg_big(tmp_path: Path) -> Config:
     return make_config(tmp_path, checkpoint_every=100_000)
 
 
-def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_query, "CACHE_LEVEL", 8)  # cache the level-8 nodes too: a small tree exercises it
+def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path) -> None:
     config = _cfg_big(tmp_path)
-    n = 256 * 2 + 77  # two stored level-8 nodes; the level-9 node is derived from them
+    n = 256 * 2 + 77  # two stored level-8 nodes (held in memory); the level-9 node is derived from them
     with Ledger.open(config) as led:
         led.append(records(200))
         assert led._upper is None  # loaded lazily, by the first proof or root
         led.root_at(200)
-        assert led._upper is not None and len(led._upper) == 0
+        assert led._upper is not None and led._upper.tiles == 0
         led.append(records(n - 200, start=200))  # cache extended by the writer
-        assert len(led._upper) == 3  # (8, 0), (8, 1) and the derived (9, 0)
+        assert led._upper.tiles == 2  # (8, 0) and (8, 1)
         writer_proofs = [led.inclusion_proof(i, n) for i in (0, 255, 256, n - 1)]
         writer_cons = led.consistency_proof(300, n)
         entries = [e.entry_bytes for e in led.iter_records()]
@@ -146,7 +145,7 @@ def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path, monkeypatch: p
     assert writer_cons == merkle.consistency_proof(entries, 300)
     with Ledger.open(config, read_only=True) as ro:
         ro.root_at(n)
-        assert ro._upper is not None and len(ro._upper) == 3  # loaded by the first proof
+        assert ro._upper is not None and ro._upper.tiles == 2  # loaded by the first proof
         uncached = lambda ids: [_query.fetch_nodes(ro.connection(), ids)[x] for x in ids]  # noqa: E731
         from ledger.proofs import consistency_proof_at, inclusion_proof_at
 
@@ -155,10 +154,7 @@ def test_upper_level_cache_serves_the_same_proofs(tmp_path: Path, monkeypatch: p
         assert ro.consistency_proof(300, n) == writer_cons == consistency_proof_at(300, n, uncached)
 
 
-def test_tampered_upper_node_fails_verify_despite_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_query, "CACHE_LEVEL", 8)
+def test_tampered_upper_node_fails_verify_despite_the_cache(tmp_path: Path) -> None:
     config = _cfg_big(tmp_path)
     with Ledger.open(config) as led:
         led.append(records(256 + 10))
@@ -166,8 +162,35 @@ def test_tampered_upper_node_fails_verify_despite_the_cache(
         good = led.inclusion_proof(260, 256 + 10)  # uses the level-8 node [0, 256)
         # tamper while the writer holds the good node in memory
         led.connection().execute("UPDATE nodes SET hash = ? WHERE level = 8", [b"\x00" * 32])
-        assert led._upper is not None and len(led._upper) == 1
+        assert led._upper is not None and led._upper.tiles == 1
         assert led.inclusion_proof(260, 256 + 10) == good  # served from memory: the cache is not verify
     report = verify_ledger(config)
     assert not report.ok
     assert report.problems
+
+
+def test_level_8_nodes_held_in_memory_and_read_past_them_give_the_rfc_proofs(tmp_path: Path) -> None:
+    """Proofs whose level-8 block is held (``UpperNodes.tile_block``) and proofs past the held ones
+    (read from the node table, as after a gap) are the RFC's."""
+    from ledger.proofs import consistency_proof_at, inclusion_proof_at
+
+    n = 256 * 5 + 3
+    with Ledger.open(_cfg_big(tmp_path)) as led:
+        led.append(records(n))
+        entries = [e.entry_bytes for e in led.iter_records()]
+        con = led.connection()
+        upper = _query.UpperNodes()
+        held = _query.fetch_nodes(con, [(8, 0), (8, 1)])
+        upper.add([(8, 1, held[(8, 1)])])  # not index 0 first: a gap, nothing is held
+        assert upper.tiles == 0
+        upper.add([(8, i, held[(8, i)]) for i in (0, 1)])
+        assert upper.tiles == 2 and upper.tile_block(0, 1) == held and upper.tile_block(1, 2) is None
+
+        def fetch(ids: list[tuple[int, int]]) -> list[bytes]:
+            got = _query.fetch_nodes(con, ids, upper)
+            return [got[x] for x in ids]
+
+        for i in (0, 255, 256, 600, 1000, n - 1):
+            assert inclusion_proof_at(i, n, fetch) == merkle.inclusion_proof(entries, i)
+        for m in (1, 300, 700, 1280, n - 1):
+            assert consistency_proof_at(m, n, fetch) == merkle.consistency_proof(entries, m)
