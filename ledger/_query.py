@@ -45,15 +45,16 @@ class UpperNodes:
     """Hashes of complete nodes held in memory for serving proofs and roots (bounded: n / 256
     hashes, 32 bytes each, and n / 32768 more).
 
-    - every stored level-8 node, in one ``bytearray`` by index (1.25 MB at 10M entries): the nodes
-      of levels 8–15 a proof needs are hashed up from there (``derive_nodes``, ≤ 255 hashes).
+    - every stored level-8 node, in one ``bytearray`` by index (1.25 MB at 10M entries); the nodes
+      of levels 9–15 a proof needs are hashed up from there (``derive_nodes``, ≤ 255 hashes).
     - every complete node of level >= ``CACHE_LEVEL``: the stored ones (levels 16, 24, …) and those
       derived from them (17..23, …).
+    - the last ``RECENT`` nodes served (:meth:`remember`): the right edge of a checkpointed tree is
+      in every proof against that checkpoint, and a complete node never changes.
+
     A proof's upper path is scattered over the whole node table (a cold block read each, the p99 of
     a proof); from memory, a proof reads only its block of leaves. Loaded once per connection (one
     scan of the n/255-row node table) and extended by the writer as nodes are committed (:meth:`add`).
-    - the last ``RECENT`` nodes served (:meth:`remember`): the right edge of a checkpointed tree is
-      in every proof against that checkpoint, and a complete node never changes.
 
     Only for serving proofs and roots: ``ledger.verify`` re-derives every node from the leaves and
     never reads this cache, so a tampered stored node cannot hide behind it.
