@@ -34,3 +34,30 @@ def test_bench_ledger_reports_every_target_with_pass_or_miss(tmp_path: Path) -> 
     assert res["proofs"]["3000"]["source"].startswith("the appended ledger")
     assert json.loads(out.read_text())  # written for later comparison
     assert not list(tmp_path.glob("railbook-bench-*"))  # scratch removed
+
+
+def test_bench_ledger_measures_the_reference_at_the_ledgers_size_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From ``_AT_SIZE_MIN`` entries the reference also goes into a copy of the appended ledger;
+    the ledger itself is untouched (the bench verifies it afterwards) and the target is unchanged."""
+    from ledger import bench
+
+    monkeypatch.setattr(bench, "_AT_SIZE_MIN", 1000)
+    out = tmp_path / "ledger.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench", "ledger", "--entries", "3000", "--batch", "500", "--synthetic-size", "100",
+            "--samples", "5", "--dir", str(tmp_path), "--out", str(out), "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.output)
+    at_size = res["reference"]["hash_insert_at_size_per_s"]
+    assert isinstance(at_size, int) and at_size > 0
+    assert res["append"]["vs_reference_at_size"] == round(res["append"]["per_s"] / at_size, 3)
+    fresh = res["reference"]["hash_insert_per_s"]
+    assert res["append"]["vs_reference"] == round(res["append"]["per_s"] / fresh, 3)  # the target's
+    assert res["verify"]["ok"]
+    assert not list(tmp_path.rglob("at_size.duckdb"))
