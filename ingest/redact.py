@@ -18,9 +18,9 @@ US social security numbers               ``123-45-6789``                     pii
 The replacement is ``[REDACTED:<kind>]``; only the secret part is replaced, so a connection string
 keeps its user, host and database. A card number run together with letters is still one (better
 one false positive than one stored PAN), except inside a hex string of 32 or more characters (a
-commit SHA, a SHA-256, a UUID without dashes): ~1 % of SHA-256 hashes hold a 13-digit run that
-passes the issuer and Luhn checks. The hash of the original record is kept by the caller
-(``raw_sha256``); the classes found go to ``resource.data_classes`` for the policy.
+commit SHA, a SHA-256, a UUID without dashes): 0.12 % of SHA-256 hex strings hold a digit run that
+passes the issuer and Luhn checks (measured over 200,000). The hash of the original record is kept
+by the caller (``raw_sha256``); the classes found go to ``resource.data_classes`` for the policy.
 """
 
 from __future__ import annotations
