@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 import fastavro
 import fastavro.schema
@@ -29,6 +29,7 @@ from core.event import (
     CanonicalEvent,
     Change,
     Resource,
+    filled,
     format_time,
     plain_attributes,
 )
@@ -148,9 +149,9 @@ def _event_from_record(rec: dict[str, Any]) -> CanonicalEvent:
     The Avro schema already fixed every field's type, so the pydantic pass of ``event_from_dict``
     (about a fifth of a consumer's time) is not needed; the checks the schema cannot express
     (enumerations, hex digests, UTC, and ``CanonicalEvent.__post_init__``'s own) are made here.
-    The frozen dataclasses are filled the way unpickling fills them (``_made``): their generated
-    ``__init__`` sets each field through ``object.__setattr__``, ~half of this function's time
-    in serve's consumer process (a decoded event equals the encoded one: tested for every event).
+    The frozen dataclasses are built with ``core.event.filled``, as unpickling builds them, and
+    ``__post_init__``'s checks are run after (a decoded event equals the encoded one: tested for
+    every event).
     """
     a, r, c, ap = rec["actor"], rec["resource"], rec["change"], rec["approval"]
     if a["kind"] not in ACTOR_KINDS:
@@ -168,12 +169,12 @@ def _event_from_record(rec: dict[str, Any]) -> CanonicalEvent:
             digest=_hex(ap["digest"], "approval.digest"),
             expires_at=ap["expires_at"],
         )
-    event = _made(
+    event = filled(
         CanonicalEvent,
         event_id=rec["event_id"],
         occurred_at=rec["occurred_at"],
         source=rec["source"],
-        actor=_made(
+        actor=filled(
             Actor,
             id=a["id"],
             kind=a["kind"],
@@ -182,7 +183,7 @@ def _event_from_record(rec: dict[str, Any]) -> CanonicalEvent:
             credential=a["credential"],
         ),
         action=rec["action"],
-        resource=_made(
+        resource=filled(
             Resource,
             id=r["id"],
             type=r["type"],
@@ -190,7 +191,7 @@ def _event_from_record(rec: dict[str, Any]) -> CanonicalEvent:
             account=r["account"],
             data_classes=tuple(r["data_classes"]),
         ),
-        change=_made(
+        change=filled(
             Change,
             task=c["task"],
             prompt_sha256=_hex(c["prompt_sha256"], "change.prompt_sha256"),
@@ -206,14 +207,3 @@ def _event_from_record(rec: dict[str, Any]) -> CanonicalEvent:
     )
     event.__post_init__()
     return event
-
-
-_T = TypeVar("_T")
-
-
-def _made(cls: type[_T], **fields: Any) -> _T:
-    """An instance of the dataclass ``cls`` holding ``fields`` (every one of them, by name), made
-    without ``__init__``; ``__post_init__``, if any, is the caller's to run."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj

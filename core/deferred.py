@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from core.event import CanonicalEvent, Resource, event_from_dict
+from core.event import CanonicalEvent, Resource, event_from_dict, filled
 
 __all__ = ["DeferredEvent", "pack", "unpack"]
 
@@ -84,24 +84,23 @@ def unpack(items: Sequence[Any]) -> list[Any]:
     """The inverse of ``pack``: each tuple becomes a ``DeferredEvent``."""
     out: list[Any] = []
     add = out.append
-    new = object.__new__
     for item in items:
         if type(item) is not tuple:
             add(item)
             continue
-        canonical, event_id, action, attributes, raw, raw_sha256, rid, rtype, env, account, classes = item
-        resource = new(Resource)
-        resource.__dict__.update(id=rid, type=rtype, environment=env, account=account, data_classes=classes)
-        event = new(DeferredEvent)
-        event.__dict__.update(
-            event_id=event_id,
-            action=action,
-            resource=resource,
-            attributes=attributes,
-            approval=None,
-            raw=raw,
-            raw_sha256=raw_sha256,
-            _canonical_bytes=canonical,
+        canonical, event_id, action, attributes, raw, raw_sha256, rid, rtype, env, acct, classes = item
+        resource = filled(Resource, id=rid, type=rtype, environment=env, account=acct, data_classes=classes)
+        add(
+            filled(
+                DeferredEvent,
+                event_id=event_id,
+                action=action,
+                resource=resource,
+                attributes=attributes,
+                approval=None,
+                raw=raw,
+                raw_sha256=raw_sha256,
+                _canonical_bytes=canonical,
+            )
         )
-        add(event)
     return out

@@ -101,8 +101,10 @@ class UpperNodes:
         """The level-8 nodes ``lo..hi`` (inclusive), or ``None`` unless all of them are held."""
         if hi >= self.tiles:
             return None
-        t = self._tiles
-        return {(TILE_HEIGHT, i): bytes(t[i * 32 : i * 32 + 32]) for i in range(lo, hi + 1)}
+        return {(TILE_HEIGHT, i): self._tile(i) for i in range(lo, hi + 1)}
+
+    def _tile(self, index: int) -> bytes:
+        return bytes(self._tiles[index * 32 : index * 32 + 32])
 
     def _put(self, level: int, index: int, h: bytes) -> None:
         """Hold a stored node, then derive the non-stored ancestors it completes (left siblings come
@@ -129,7 +131,7 @@ class UpperNodes:
 
     def get(self, level: int, index: int) -> bytes | None:
         if level == TILE_HEIGHT and index < self.tiles:
-            return bytes(self._tiles[index * 32 : index * 32 + 32])
+            return self._tile(index)
         h = self._by_id.get((level, index))
         if h is None:
             h = self._recent.pop((level, index), None)
