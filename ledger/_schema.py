@@ -14,10 +14,12 @@ __all__ = ["NODES_LAYOUT", "SCHEMA", "SEGMENT_GLOB", "migrate", "parse_segment_n
 NODES_LAYOUT = "tiles-8"
 
 SCHEMA: tuple[str, ...] = (
-    # Entries: seq is the RFC 6962 leaf index; rows are appended in seq order.
+    # Entries: seq is the RFC 6962 leaf index; rows are appended in seq order. event_id is unique,
+    # kept so by the writer's event-id index (ledger._idindex), not by a UNIQUE constraint: that is
+    # an ART DuckDB holds whole in memory. Ledgers made before 2026-11-25 keep theirs (harmless).
     """CREATE TABLE IF NOT EXISTS entries (
         seq BIGINT NOT NULL,
-        event_id VARCHAR NOT NULL UNIQUE,
+        event_id VARCHAR NOT NULL,
         occurred_at TIMESTAMPTZ NOT NULL,
         ingested_at TIMESTAMPTZ NOT NULL,
         source VARCHAR, actor_id VARCHAR, actor_kind VARCHAR, on_behalf_of VARCHAR, credential VARCHAR,

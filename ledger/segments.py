@@ -61,7 +61,7 @@ class SegmentReader(EntryReads):
             glob = str(self.segments_dir / SEGMENT_GLOB).replace("'", "''")
             self._con.execute(f"CREATE VIEW entries AS SELECT * FROM read_parquet('{glob}')")
         else:
-            self._con.execute(SCHEMA[0].replace("UNIQUE", ""))
+            self._con.execute(SCHEMA[0])
         self._files = files
 
     def close(self) -> None:

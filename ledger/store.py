@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
 from core.event import format_time
-from ledger import _query
+from ledger import _dedup, _query
 from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows
 from ledger._columns import insert_entries_sql, insert_entries_values_sql, insert_rows_sql
+from ledger._idindex import U64, EventIdIndex
 from ledger._reads import EntryReads
 from ledger._results import first_row
 from ledger._schema import SCHEMA, SEGMENT_GLOB, migrate, segment_name
@@ -77,16 +79,6 @@ _CHUNK = 2048
 #: appends of at most this many entries (the gate's single entry, small pipeline batches) insert with
 #: parameter rows: no Arrow table, no helper thread (see ``_append_small``)
 SMALL_APPEND = 16
-#: ``existing`` with at most this many ids binds them as parameters (an index probe each) instead of
-#: joining against an unnested list
-_SMALL_EXISTING = 256
-#: ``existing`` probes the event-id index, rather than scanning the column, while it has at least
-#: this many rows per id looked up: measured at 1M entries, a probe costs ~16 us and the scan of a
-#: semi join ~20 ns per stored row (20 ms a batch at 1M entries, 200 ms at 10M, whatever the ids)
-_ROWS_PER_PROBE = 800
-#: ids per probing statement: DuckDB answers ``IN (...)`` from the index up to its
-#: ``index_scan_max_count`` (2048) values, and scans beyond
-_PROBES_PER_STATEMENT = 2048
 #: the batch's (seq, entry, leaf_hash, chain_hash); DuckDB derives the indexed columns (``ledger._columns``)
 _INSERT_ENTRIES = insert_entries_sql("{t}")
 
@@ -217,23 +209,44 @@ class _Encoded:
     seq: int
     chain: bytes
     tree: CompactRange
+    keys: U64 | None
+    """the event-id index's hashes of the appended entries (``_Fresh``)"""
 
 
-def _encode_batch(
-    records: Sequence[tuple[CanonicalEvent, Decision]], seq: int, chain: bytes, tree: CompactRange
-) -> _Encoded:
+@dataclass
+class _Fresh:
+    """The records of a batch that are neither stored already nor repeated within it."""
+
+    records: list[tuple[CanonicalEvent, Decision]]
+    duplicates: list[str]
+    keys: U64 | None
+    """their hashes in the event-id index (``None`` without an index)"""
+
+    @classmethod
+    def split(
+        cls, records: Sequence[tuple[CanonicalEvent, Decision]], already: set[str], keys: U64 | None
+    ) -> _Fresh:
+        seen: set[str] = set()
+        fresh: list[tuple[CanonicalEvent, Decision]] = []
+        taken: list[int] = []
+        duplicates: list[str] = []
+        for k, (ev, dec) in enumerate(records):
+            if ev.event_id in already or ev.event_id in seen:
+                duplicates.append(ev.event_id)
+            else:
+                seen.add(ev.event_id)
+                fresh.append((ev, dec))
+                taken.append(k)
+        if keys is not None and len(taken) != len(records):
+            keys = keys[np.asarray(taken, dtype=np.intp)]
+        return cls(fresh, duplicates, keys)
+
+
+def _encode_batch(batch: _Fresh, seq: int, chain: bytes, tree: CompactRange) -> _Encoded:
     """Encode a batch on top of a state without touching it (the tree is copied)."""
     start, start_chain = seq, chain
     tree = CompactRange(tree.size, tree.border())
-    seen: set[str] = set()
-    fresh: list[tuple[CanonicalEvent, Decision]] = []
-    duplicates: list[str] = []
-    for ev, dec in records:
-        if ev.event_id in seen:
-            duplicates.append(ev.event_id)
-        else:
-            seen.add(ev.event_id)
-            fresh.append((ev, dec))
+    fresh = batch.records
     now = datetime.now(UTC)
     now_s = format_time(now)
     tables: list[pa.Table] = []
@@ -257,10 +270,11 @@ def _encode_batch(
         alerts_table(alerts, now) if alerts else None,
         appended,
         alerts,
-        duplicates,
+        batch.duplicates,
         seq,
         chain,
         tree,
+        batch.keys,
     )
 
 
@@ -340,20 +354,16 @@ def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
         raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
 
 
-def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], stored: int) -> set[str]:
-    """Which of ``event_ids`` are among the ``stored`` entries: by index probes when there are few
-    ids for the ledger's size (a cost per id), else by one semi join (a cost per stored row)."""
+def _existing(
+    con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], index: EventIdIndex | None
+) -> set[str]:
+    """Which of ``event_ids`` are stored: from the event-id index (a writer's), else by one semi
+    join over the ``event_id`` column (a cost per stored row: ~20 ms at 1M entries)."""
     ids = list(dict.fromkeys(event_ids))
     if not ids:
         return set()
-    if len(ids) <= _SMALL_EXISTING or len(ids) * _ROWS_PER_PROBE <= stored:
-        found: set[str] = set()
-        for at in range(0, len(ids), _PROBES_PER_STATEMENT):
-            part = ids[at : at + _PROBES_PER_STATEMENT]
-            marks = ", ".join("?" * len(part))
-            sql = f"SELECT event_id FROM entries WHERE event_id IN ({marks})"
-            found.update(r[0] for r in con.execute(sql, part).fetchall())
-        return found
+    if index is not None:
+        return _dedup.stored(con, index, ids, index.keys(ids))
     rows = con.execute("SELECT event_id FROM entries WHERE event_id IN (SELECT unnest(?))", [ids]).fetchall()
     return {r[0] for r in rows}
 
@@ -361,12 +371,12 @@ def _existing(con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], stored: 
 class ExistingLookup:
     """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, ledger: Ledger) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, index: EventIdIndex | None) -> None:
         self._cursor = cursor
-        self._ledger = ledger
+        self._index = index
 
     def __call__(self, event_ids: Iterable[str]) -> set[str]:
-        return _existing(self._cursor, event_ids, self._ledger.size)
+        return _existing(self._cursor, event_ids, self._index)
 
     def close(self) -> None:
         self._cursor.close()
@@ -391,6 +401,10 @@ class Ledger(EntryReads):
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
         self._memory_mb = _mb(MEMORY_LIMIT)
         """DuckDB's memory limit, unless ``[ledger] memory_limit`` fixes it (``_grow_memory``)."""
+        #: which event ids are stored (``ledger._idindex``), for a writer; readers ask DuckDB
+        self._ids: EventIdIndex | None = None
+        #: DuckDB cursor confirming the index's candidates while the helper thread commits
+        self._ids_cursor: duckdb.DuckDBPyConnection | None = None
         row = first_row(con.execute("SELECT count(*), max(seq) FROM entries"))
         count, max_seq = (int(row[0]), row[1]) if row else (0, None)
         if max_seq is not None and int(max_seq) + 1 != count:
@@ -432,6 +446,7 @@ class Ledger(EntryReads):
             if not read_only:
                 ledger._signer = ledger._load_or_create_key()
                 ledger._sync_external()
+                ledger._ids = _dedup.open_index(path, con, ledger._size)
         except BaseException:
             con.close()
             raise
@@ -482,6 +497,12 @@ class Ledger(EntryReads):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._ids is not None:
+            self._ids.close()
+            self._ids = None
+        if self._ids_cursor is not None:
+            self._ids_cursor.close()
+            self._ids_cursor = None
         self._con.close()
 
     def flush(self) -> None:
@@ -576,12 +597,50 @@ class Ledger(EntryReads):
 
     def existing(self, event_ids: Iterable[str]) -> set[str]:
         """Which of ``event_ids`` are already in the ledger."""
-        return _existing(self._con, event_ids, self._size)
+        return _existing(self._con, event_ids, self._ids)
 
     def existing_lookup(self) -> ExistingLookup:
         """``existing`` on a DuckDB cursor of its own, for a thread other than the one appending
         (a cursor sees committed transactions only). Close it when done."""
-        return ExistingLookup(self._con.cursor(), self)
+        return ExistingLookup(self._con.cursor(), self._ids)
+
+    def _split(
+        self,
+        records: Sequence[tuple[CanonicalEvent, Decision]],
+        *,
+        on: duckdb.DuckDBPyConnection | None = None,
+        pending: _Encoded | None = None,
+    ) -> _Fresh:
+        """The records to append: stored events (the event-id index, confirmed on ``on``, default the
+        writer's connection; DuckDB itself if the index failed) and those of the ``pending`` batch
+        (committing now) are duplicates."""
+        ids = [ev.event_id for ev, _ in records]
+        keys = None if self._ids is None else self._ids.keys(ids)
+        if self._ids is None or keys is None:  # the index failed this run: ask DuckDB
+            already = _existing(on or self._con, ids, None)
+        else:
+            already = _dedup.stored(on or self._con, self._ids, ids, keys)
+        if pending is not None:
+            already.update(set(ids).intersection(eid for _, eid in pending.appended))
+        return _Fresh.split(records, already, keys)
+
+    def _index_appended(self, keys: U64 | None, first_seq: int) -> None:
+        """After a commit: its entries ``first_seq …`` are stored (the index must know before the
+        next batch is looked up)."""
+        if self._ids is None or keys is None or not len(keys):
+            return
+        seqs = np.arange(first_seq, first_seq + len(keys), dtype=np.uint64)
+        try:
+            self._ids.add(keys, seqs, size=self._size, chain=self._chain)
+        except Exception:
+            # the entries are committed but the index does not know them: it must not answer again.
+            # Without it, duplicates are found by DuckDB (slower); the next open rebuilds it.
+            logger.exception("event-id index update failed; it is rebuilt on the next open")
+            index, self._ids = self._ids, None
+            with contextlib.suppress(Exception):
+                index.close()
+            with contextlib.suppress(OSError):
+                index.path.unlink()
 
     def append(
         self,
@@ -614,30 +673,25 @@ class Ledger(EntryReads):
         offsets: Mapping[str, Mapping[tuple[str, int], int]] | None,
     ) -> AppendResult:
         try:
-            return self._append(records, set(), dead_letters, offsets)
+            return self._append(self._split(records), dead_letters, offsets)
         except _Conflict:
-            already = self.existing(ev.event_id for ev, _ in records)
+            # a ledger made before the event-id index still has DuckDB's UNIQUE constraint; it and
+            # the index agree, so this is a bug's safety net: ask DuckDB itself and append again
+            ids = [ev.event_id for ev, _ in records]
+            already = _existing(self._con, ids, None)
+            keys = self._ids.keys(ids) if self._ids is not None else None
         try:
-            return self._append(records, already, dead_letters, offsets)
+            return self._append(_Fresh.split(records, already, keys), dead_letters, offsets)
         except _Conflict as exc:
             raise LedgerError(f"ledger append failed and was rolled back: {exc.args[0]}") from None
 
     def _append(
         self,
-        records: Sequence[tuple[CanonicalEvent, Decision]],
-        already: set[str],
+        batch: _Fresh,
         dead_letters: Sequence[DeadLetter],
         offsets: Mapping[str, Mapping[tuple[str, int], int]] | None,
     ) -> AppendResult:
-        seen: set[str] = set()
-        fresh: list[tuple[CanonicalEvent, Decision]] = []
-        duplicates: list[str] = []
-        for ev, dec in records:
-            if ev.event_id in already or ev.event_id in seen:
-                duplicates.append(ev.event_id)
-            else:
-                seen.add(ev.event_id)
-                fresh.append((ev, dec))
+        fresh, duplicates = batch.records, batch.duplicates
         now = datetime.now(UTC)
         now_s = format_time(now)
         tree = CompactRange(self._tree.size, self._tree.border())
@@ -692,7 +746,9 @@ class Ledger(EntryReads):
                     txn.add(alerts_table(alerts, now), INSERT_ALERTS)
                 txn.statements.append("COMMIT")
                 txn.run(con)
+        first = self._size
         self._size, self._chain, self._tree = seq, chain, tree
+        self._index_appended(batch.keys, first)
         if self._upper is not None:
             self._upper.add(new_nodes)
         if duplicates:
@@ -727,6 +783,7 @@ class Ledger(EntryReads):
                 res = self.append(batch)  # redo with the stored duplicates looked up / more memory
             else:
                 self._size, self._chain, self._tree = enc.seq, enc.chain, enc.tree
+                self._index_appended(enc.keys, enc.start)
                 if self._upper is not None:
                     self._upper.add(enc.new_nodes)
                 res = AppendResult(enc.appended, enc.duplicates, 0, self.maybe_checkpoint())
@@ -741,16 +798,19 @@ class Ledger(EntryReads):
                     continue
                 if pending is None:
                     base = (self._size, self._chain, self._tree)
+                    fresh = self._split(batch)
                 else:
                     prev = pending[1]
                     base = (prev.seq, prev.chain, prev.tree)
-                enc = _encode_batch(batch, *base)
+                    # the writer's connection is busy committing `prev` on the helper thread
+                    fresh = self._split(batch, on=self._cursor_for_ids(), pending=prev)
+                enc = _encode_batch(fresh, *base)
                 if pending is not None:
                     total += finish(*pending)
                     pending = None
                     if self._size != enc.start or self._chain != enc.start_chain:
-                        # the previous batch was redone (duplicates): re-encode on the committed state
-                        enc = _encode_batch(batch, self._size, self._chain, self._tree)
+                        # the previous batch was redone: look up and encode again on the committed state
+                        enc = _encode_batch(self._split(batch), self._size, self._chain, self._tree)
                 pending = (pool.submit(self._commit_encoded, enc), enc, batch)
             if pending is not None:
                 total += finish(*pending)
@@ -784,6 +844,11 @@ class Ledger(EntryReads):
             self._con.execute(insert_rows_sql(n), [v for row, cols in rows for v in (*row, *cols)])
         else:
             self._con.execute(insert_entries_values_sql(n), [v for row in prepared.rows for v in row])
+
+    def _cursor_for_ids(self) -> duckdb.DuckDBPyConnection:
+        if self._ids_cursor is None:
+            self._ids_cursor = self._con.cursor()
+        return self._ids_cursor
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:

@@ -52,8 +52,8 @@ def verify(
     """Re-derive every leaf, chain hash, tree node, checkpoint root and signature of the ledger.
 
     Exits 0 only when everything holds; otherwise names the first bad sequence number and what
-    is wrong (modified, deleted, inserted, reordered, bad-signature, root-mismatch,
-    inconsistent-checkpoints). The ledger must not be open in another process.
+    is wrong (modified, deleted, inserted, reordered, duplicate-event, bad-signature,
+    root-mismatch, inconsistent-checkpoints). The ledger must not be open in another process.
 
     Example:
 

@@ -37,25 +37,29 @@ def test_bench_ledger_reports_every_target_with_pass_or_miss(tmp_path: Path) -> 
     assert set(status) == {"append_vs_reference", "verify_per_s", "memory_flat"}
     assert set(status.values()) <= {"PASS", "MISS"}
     assert res["verify"]["ok"] and res["append"]["vs_reference"] > 0
+    assert "hash_insert_all_rows_per_s" not in res["reference"]  # 3,000 rows: the first rows are all
     assert res["proofs"]["100"]["proofs_verified"] == 40
     assert res["proofs"]["100"]["source"].startswith("synthetic tree")
     assert res["proofs"]["3000"]["source"].startswith("the appended ledger")
     assert not list(tmp_path.glob("railbook-bench-*"))  # scratch removed
 
 
-def test_bench_ledger_measures_the_reference_at_the_ledgers_size_too(
+def test_bench_ledger_reference_is_all_the_rows_when_there_are_more_than_its_first_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """From ``_AT_SIZE_MIN`` entries the reference also goes into a copy of the appended ledger;
-    the ledger itself is untouched (the bench verifies it afterwards) and the target is unchanged."""
+    """Beyond ``_FIRST_ROWS`` entries the target's reference inserts all of them, into a table
+    growing as the ledger's did; the first-rows reference (before and after) is still reported."""
     from ledger import bench
 
-    monkeypatch.setattr(bench, "_AT_SIZE_MIN", 1000)
+    monkeypatch.setattr(bench, "_FIRST_ROWS", 1000)
     res = _bench_at_3000(tmp_path)
-    at_size = res["reference"]["hash_insert_at_size_per_s"]
-    assert isinstance(at_size, int) and at_size > 0
-    assert res["append"]["vs_reference_at_size"] == round(res["append"]["per_s"] / at_size, 3)
-    fresh = res["reference"]["hash_insert_per_s"]
-    assert res["append"]["vs_reference"] == round(res["append"]["per_s"] / fresh, 3)  # the target's
+    ref = res["reference"]
+    assert ref["hash_insert_entries"] == 1000
+    assert ref["hash_insert_per_s"] == ref["hash_insert_all_rows_per_s"] > 0
+    assert ref["hash_insert_first_rows_per_s"] == max(ref["hash_insert_per_s_before_after"])
+    assert res["append"]["vs_reference"] == round(res["append"]["per_s"] / ref["hash_insert_per_s"], 3)
+    assert res["append"]["vs_first_rows_reference"] == round(
+        res["append"]["per_s"] / ref["hash_insert_first_rows_per_s"], 3
+    )
     assert res["verify"]["ok"]
-    assert not list(tmp_path.rglob("at_size.duckdb"))
+    assert not list(tmp_path.rglob("raw.duckdb"))
