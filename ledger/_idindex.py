@@ -26,6 +26,7 @@ for); after an operating-system crash (a new boot id) it rebuilds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -62,6 +63,7 @@ U64 = npt.NDArray[np.uint64]
 EntryIds = Callable[[int], Iterator[tuple[U64, list[str]]]]
 
 
+@functools.cache
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:36]
