@@ -126,7 +126,7 @@ class EventIdIndex:
             if reason is not None:
                 if size:
                     logger.warning("building the event-id index %s for %d entries: %s", path, size, reason)
-                index._create(_slots_for(size))
+                index._create(_slots_for(size), secrets.token_bytes(16))
                 index.chain = chain_at(0)
             index._mark_open()
             if index.covered < size:
@@ -157,7 +157,8 @@ class EventIdIndex:
         self._count, self.covered, self.chain, self._hash_key = count, covered, chain, key
         return None
 
-    def _create(self, slots: int) -> None:
+    def _create(self, slots: int, hash_key: bytes) -> None:
+        """An empty table of ``slots`` slots, hashing with ``hash_key``, replacing the file."""
         self._close_map()
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -170,7 +171,7 @@ class EventIdIndex:
         self._fd = fd
         self._map_file(slots)
         self._count, self.covered, self.chain = 0, 0, b""
-        self._hash_key = secrets.token_bytes(16)
+        self._hash_key = hash_key
 
     def _map_file(self, slots: int) -> None:
         self._map = mmap.mmap(self._fd, _HEADER + 16 * slots)
@@ -209,6 +210,7 @@ class EventIdIndex:
 
     def _close_map(self) -> None:
         self._keys = self._vals = np.zeros(0, np.uint64)  # release the views before the map
+        self._slots = 0
         if self._map is not None:
             self._map.close()
             self._map = None
@@ -227,6 +229,8 @@ class EventIdIndex:
     def candidates(self, keys: U64) -> tuple[npt.NDArray[np.intp], U64]:
         """``(i, seq)`` for every stored entry whose hash equals ``keys[i]`` (to be confirmed)."""
         with self._lock:
+            if not self._slots:  # an empty answer would say "not stored" for every id
+                raise RuntimeError(f"event-id index {str(self.path)!r} is closed")
             return self._probe(keys)
 
     def add(self, keys: U64, seqs: U64, *, size: int, chain: bytes) -> None:
@@ -296,9 +300,7 @@ class EventIdIndex:
         self._map, self._fd = None, -1
         try:
             covered, chain, count = self.covered, self.chain, self._count
-            hash_key = self._hash_key
-            self._create(slots)
-            self._hash_key = hash_key
+            self._create(slots, self._hash_key)
             for at in range(0, old_vals.size, 1 << 20):
                 used = np.flatnonzero(old_vals[at : at + (1 << 20)]) + at
                 self._place(old_keys[used].copy(), old_vals[used].copy())

@@ -141,8 +141,8 @@ def _rolled_back_on_error(con: duckdb.DuckDBPyConnection, count: int) -> Iterato
         limit = first_row(con.execute("SELECT current_setting('memory_limit')"))
         raise _OutOfMemory(
             f"ledger append of {count} entries failed and was rolled back: DuckDB ran out of its "
-            f"memory ({limit[0] if limit else '?'}); the event-id index of a large ledger must fit in "
-            f'it. Set [ledger] memory_limit higher (e.g. "2GB"). {exc}'
+            f"memory ({limit[0] if limit else '?'}; a ledger made before 2026-11-25 keeps its event-id "
+            f'index in it). Set [ledger] memory_limit higher (e.g. "2GB"). {exc}'
         ) from exc
     except duckdb.Error as exc:
         _rollback(con)
@@ -285,7 +285,8 @@ _WAL_CHECKPOINT_BYTES = 8 << 20
 #: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
 #: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
 MEMORY_LIMIT = "256MB"
-#: DuckDB memory per entry for the ``event_id`` UNIQUE index. It is an ART, which DuckDB keeps whole
+#: DuckDB memory per entry for the ``event_id`` UNIQUE index of a ledger made before 2026-11-25
+#: (newer ones keep ids unique with ``ledger._idindex``). It is an ART, which DuckDB keeps whole
 #: in memory ("must fit in memory") once inserts of random-looking ids have loaded it: 373 MB at 10M
 #: entries (37 bytes each). Under a fixed 256 MB, a ledger of 10M entries reopened by a writer failed
 #: its first append (out of memory). 64 bytes leave room for longer ids.
@@ -371,12 +372,13 @@ def _existing(
 class ExistingLookup:
     """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``)."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, index: EventIdIndex | None) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, ledger: Ledger) -> None:
         self._cursor = cursor
-        self._index = index
+        self._ledger = ledger
 
     def __call__(self, event_ids: Iterable[str]) -> set[str]:
-        return _existing(self._cursor, event_ids, self._index)
+        # the ledger's index of the moment: it drops it if an update fails
+        return _existing(self._cursor, event_ids, self._ledger._ids)
 
     def close(self) -> None:
         self._cursor.close()
@@ -474,7 +476,8 @@ class Ledger(EntryReads):
         self._con.execute(f"SET memory_limit = '{wanted}MB'")
         logger.warning(
             "DuckDB ran out of memory in an append at %d entries; memory_limit raised from %dMB to %dMB "
-            "(the event-id index must fit in memory; [ledger] memory_limit sets it)",
+            "(a ledger made before 2026-11-25 keeps its event-id index in memory; "
+            "[ledger] memory_limit sets it)",
             self._size,
             self._memory_mb,
             wanted,
@@ -602,7 +605,7 @@ class Ledger(EntryReads):
     def existing_lookup(self) -> ExistingLookup:
         """``existing`` on a DuckDB cursor of its own, for a thread other than the one appending
         (a cursor sees committed transactions only). Close it when done."""
-        return ExistingLookup(self._con.cursor(), self._ids)
+        return ExistingLookup(self._con.cursor(), self)
 
     def _split(
         self,
@@ -651,9 +654,8 @@ class Ledger(EntryReads):
     ) -> AppendResult:
         """Append a batch in one transaction (see the module docstring); duplicates are skipped and reported.
 
-        Duplicates of stored events are found optimistically: the ``event_id`` UNIQUE index rejects
-        them during the insert (an index probe per entry, at any ledger size), and only then is the
-        batch looked up and appended again without them. Large batches are encoded in chunks of
+        Duplicates of stored events are found first, in the event-id index (``ledger._idindex``;
+        no DuckDB query unless an id is already there). Large batches are encoded in chunks of
         ``_CHUNK``; each chunk is inserted on a helper thread (DuckDB releases the GIL) while the
         next one is encoded, all in the one transaction. A batch that runs out of DuckDB's memory is
         rolled back and, once the limit is raised (``_grow_memory``), appended again.
@@ -768,8 +770,10 @@ class Ledger(EntryReads):
 
         Pipelined: while batch k is inserted and committed on the helper thread, batch k+1 is
         encoded and hashed here; the writer's chain and tree advance only when a commit succeeds.
-        A batch that hits a stored duplicate is redone through :meth:`append` (after the pipeline
-        drains), so the result is the same as calling ``append`` per batch. ``on_result`` gets each
+        Each batch is looked up in the event-id index as it is encoded; the ids of the batch still
+        committing count as stored. A batch whose insert fails on a UNIQUE constraint (a ledger made
+        before the index) or on memory is redone through :meth:`append` after the pipeline drains,
+        so the result is the same as calling ``append`` per batch. ``on_result`` gets each
         batch's :class:`AppendResult` after its commit (and checkpoint, when one is due).
         """
         self._writable()

@@ -73,6 +73,7 @@ def test_an_index_that_fails_to_update_is_dropped_and_duplicates_are_still_found
 ) -> None:
     with Ledger.open(config) as ledger:
         ledger.append(records(5))
+        lookup = ledger.existing_lookup()  # made while the index worked
 
         def broken(*_: object, **__: object) -> None:
             raise OSError("no space left on device")
@@ -82,6 +83,8 @@ def test_an_index_that_fails_to_update_is_dropped_and_duplicates_are_still_found
         assert ledger._ids is None and not index_path(config.ledger_path).exists()
         r = ledger.append(records(4, start=8))  # found by DuckDB instead
         assert r.duplicates == ["test:8", "test:9"]
+        assert lookup(["test:2", "test:9", "nope"]) == {"test:2", "test:9"}  # not the closed index
+        lookup.close()
         monkeypatch.undo()
     with Ledger.open(config) as ledger:  # rebuilt from the entries
         assert ledger.append(records(13)).duplicates == [f"test:{i}" for i in range(12)]

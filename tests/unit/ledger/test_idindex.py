@@ -176,3 +176,12 @@ def test_hash_keys_differ_between_files(tmp_path: Path) -> None:
     assert not np.array_equal(a.keys(["x", "y"]), b.keys(["x", "y"]))
     a.close()
     b.close()
+
+
+def test_a_closed_index_refuses_lookups_rather_than_answering_not_stored(tmp_path: Path) -> None:
+    fake = FakeLedger()
+    index = fake.open(tmp_path / "l.ids")
+    fake.append(index, ["a"])
+    index.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        index.candidates(index.keys(["a"]))
