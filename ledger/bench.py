@@ -159,10 +159,10 @@ def _raw_reference(
     entries: list[bytes], rows: pa.Table | None, n: int, batch: int, path: Path, *, first_seq: int = 0
 ) -> float:
     """SHA-256 of each entry plus one Arrow batch insert and commit per batch of ``batch``, on a
-    connection set up like the ledger's (same memory limit).
+    connection set up like the ledger's (``configure_connection``).
 
-    ``rows`` given (the target's reference): the ledger's own ``entries`` table (same schema, UNIQUE
-    event id, seq index) receives exactly the rows the ledger stores for these entries, made
+    ``rows`` given (the target's reference): the ledger's own ``entries`` table (same schema, seq
+    index) receives exactly the rows the ledger stores for these entries, made
     beforehand (``_entry_rows``), with fresh event ids and seqs and the hashes computed in the timed
     part — the raw cost of the same hashing and the same insert, without encoding, chain or tree.
     ``rows`` None: a 3-column table ``(seq, entry, hash)`` (narrower than what the issue requires the

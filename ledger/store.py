@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -282,6 +284,17 @@ def _encode_batch(batch: _Fresh, seq: int, chain: bytes, tree: CompactRange) -> 
 #: half DuckDB's own ``checkpoint_threshold`` (16 MB), so that commits rarely reach that one
 _WAL_CHECKPOINT_BYTES = 8 << 20
 
+#: entries a writer appends on one DuckDB connection before it opens a new one (``Ledger._reconnect``,
+#: at the next signed checkpoint). DuckDB keeps the metadata of every row group and column segment
+#: a connection has written in memory until it is closed: the writer's malloc'd memory grew ~8.5 MB
+#: per million entries (~85 MB at 10M, ~850 MB at 100M for a serve that never stops). Reopened every
+#: 1M it stayed at 31-43 MB through 4M entries, at the same append speed (docs/design/ledger.md,
+#: "Where the writer's memory went").
+RECONNECT_ENTRIES = 1_000_000
+#: how long a reconnecting writer waits for a process that took the file's lock in between (e.g. a
+#: ``railbook verify`` started against the live file) before it gives up
+RECONNECT_WAIT_S = 120.0
+
 #: DuckDB's buffer pool for a ledger connection: it caches the blocks it writes and reads up to this,
 #: so without a bound a writer's memory grows with the file (measured: 0.5 -> 0.9 GB over 1M entries)
 MEMORY_LIMIT = "256MB"
@@ -355,6 +368,22 @@ def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
         raise LedgerError(f"ledger {str(path)!r} cannot be opened: {exc}") from exc
 
 
+def _reopen(path: Path) -> duckdb.DuckDBPyConnection:
+    """``open_connection`` for writing, waiting up to ``RECONNECT_WAIT_S`` while another process
+    holds the file (it can only have taken it in the moment the writer had it closed)."""
+    deadline = time.monotonic() + RECONNECT_WAIT_S
+    pause = 0.05
+    while True:
+        try:
+            return open_connection(path, read_only=False)
+        except LedgerLockedError:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("ledger file taken by another process while reconnecting; retrying path=%s", path)
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
 def _existing(
     con: duckdb.DuckDBPyConnection, event_ids: Iterable[str], index: EventIdIndex | None
 ) -> set[str]:
@@ -370,18 +399,29 @@ def _existing(
 
 
 class ExistingLookup:
-    """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``)."""
+    """``Ledger.existing`` on its own cursor (see ``Ledger.existing_lookup``). The ledger replaces
+    the cursor when it reconnects (``Ledger._reconnect``), under the lock a lookup holds."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, ledger: Ledger) -> None:
-        self._cursor = cursor
+    def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        self._cursor: duckdb.DuckDBPyConnection | None = ledger._con.cursor()
 
     def __call__(self, event_ids: Iterable[str]) -> set[str]:
-        # the ledger's index of the moment: it drops it if an update fails
-        return _existing(self._cursor, event_ids, self._ledger._ids)
+        with self._ledger._reconnecting:
+            if self._cursor is None:
+                raise LedgerError("this event-id lookup was closed")
+            # the ledger's index of the moment: it drops it if an update fails
+            return _existing(self._cursor, event_ids, self._ledger._ids)
+
+    def _release(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
 
     def close(self) -> None:
-        self._cursor.close()
+        with self._ledger._reconnecting:
+            self._release()
+        self._ledger._lookups.discard(self)
 
 
 class Ledger(EntryReads):
@@ -407,6 +447,9 @@ class Ledger(EntryReads):
         self._ids: EventIdIndex | None = None
         #: DuckDB cursor confirming the index's candidates while the helper thread commits
         self._ids_cursor: duckdb.DuckDBPyConnection | None = None
+        #: lookups handed out (``existing_lookup``), whose cursors ``_reconnect`` replaces under this lock
+        self._lookups: weakref.WeakSet[ExistingLookup] = weakref.WeakSet()
+        self._reconnecting = threading.Lock()
         row = first_row(con.execute("SELECT count(*), max(seq) FROM entries"))
         count, max_seq = (int(row[0]), row[1]) if row else (0, None)
         if max_seq is not None and int(max_seq) + 1 != count:
@@ -423,6 +466,8 @@ class Ledger(EntryReads):
         cp = self.latest_checkpoint()
         self._cp_size = cp.tree_size if cp else 0
         self._cp_time = time.monotonic()
+        #: ledger size when ``_con`` was opened (``_reconnect``)
+        self._connected_at = self._size
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -605,7 +650,9 @@ class Ledger(EntryReads):
     def existing_lookup(self) -> ExistingLookup:
         """``existing`` on a DuckDB cursor of its own, for a thread other than the one appending
         (a cursor sees committed transactions only). Close it when done."""
-        return ExistingLookup(self._con.cursor(), self)
+        lookup = ExistingLookup(self)
+        self._lookups.add(lookup)
+        return lookup
 
     def _split(
         self,
@@ -826,6 +873,8 @@ class Ledger(EntryReads):
 
     def _commit_encoded(self, enc: _Encoded) -> None:
         """One transaction for an encoded batch (runs on the helper thread); ``_Conflict`` on a duplicate."""
+        if not enc.tables:  # every record of the batch was a duplicate
+            return
         con = self._con
         # the whole transaction is one call: DuckDB runs it without the GIL, which this thread would
         # otherwise have to win back from the encoding thread after every statement (each time up to
@@ -895,6 +944,8 @@ class Ledger(EntryReads):
         )
         self._cp_size, self._cp_time = cp.tree_size, time.monotonic()
         self._append_external(cp)
+        if self._size - self._connected_at >= RECONNECT_ENTRIES:
+            self._reconnect()
         self._publish_segments(cp)
         logger.info("checkpoint signed tree_size=%d root=%s", cp.tree_size, cp.root_hash.hex())
         if self.on_checkpoint is not None:
@@ -905,6 +956,41 @@ class Ledger(EntryReads):
         if wait_segment:
             self.flush()
         return cp
+
+    def _reconnect(self) -> None:
+        """Close the DuckDB file and open it again, so that DuckDB lets go of the metadata it holds
+        for everything this connection wrote (``RECONNECT_ENTRIES``). Runs between transactions, at
+        a checkpoint, on the appending thread: segment exports in flight are waited for, and lookups
+        on other threads (``ExistingLookup``) wait on ``_reconnecting``. Every cursor of the old
+        connection is closed first: DuckDB frees a database only once its last connection closes.
+        The writer's state (size, chain, tree, event-id index) is not DuckDB's and carries over."""
+        wait(self._seg_pending)  # their errors stay for ``flush`` to report
+        path = self.config.ledger_path
+        with self._reconnecting:
+            for cur in (self._seg_cursor, self._ids_cursor):
+                if cur is not None:
+                    cur.close()
+            self._ids_cursor = None
+            for lookup in list(self._lookups):
+                lookup._release()
+            self._con.close()
+            try:
+                con = _reopen(path)
+                configure_connection(con, memory=self.config.ledger.memory_limit)
+                if self._memory_mb != _mb(MEMORY_LIMIT) and not self.config.ledger.memory_limit:
+                    con.execute(f"SET memory_limit = '{self._memory_mb}MB'")  # as _grow_memory left it
+            except (duckdb.Error, LedgerError) as exc:
+                raise LedgerError(
+                    f"reopening the ledger {str(path)!r} after {self._size:,} entries failed: {exc}; "
+                    "everything appended so far is committed. Restart to continue"
+                ) from exc
+            self._con = con
+            if self._seg_cursor is not None:
+                self._seg_cursor = con.cursor()
+            for lookup in list(self._lookups):
+                lookup._cursor = con.cursor()
+        self._connected_at = self._size
+        logger.info("ledger connection reopened tree_size=%d", self._size)
 
     def checkpoints(self) -> list[Checkpoint]:
         rows = self._con.execute(

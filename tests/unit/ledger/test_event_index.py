@@ -111,3 +111,19 @@ def test_the_event_id_column_has_no_unique_constraint_in_a_new_ledger(ledger: Le
         "SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'entries'"
     ).fetchall()
     assert ("UNIQUE",) not in rows and ("PRIMARY KEY",) not in rows
+
+
+def test_append_many_passes_over_a_batch_that_is_all_duplicates(ledger: Ledger) -> None:
+    """It has nothing to commit (it used to hand the helper thread an empty list of tables)."""
+    ledger.append(records(5))
+    results: list[Any] = []
+    batches = [records(5), records(3, start=5), records(3, start=5), records(2, start=8)]
+    assert ledger.append_many(batches, on_result=results.append) == 5
+    assert [r.duplicates for r in results] == [
+        [f"test:{i}" for i in range(5)],
+        [],
+        ["test:5", "test:6", "test:7"],
+        [],
+    ]
+    assert [ids_of(r) for r in results][1::2] == [["test:5", "test:6", "test:7"], ["test:8", "test:9"]]
+    assert ledger.size == 10

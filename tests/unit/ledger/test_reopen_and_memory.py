@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.config import Config
-from core.errors import LedgerError
+from core.errors import LedgerError, LedgerLockedError
 from ledger import Ledger
 from ledger import store as store_mod
+from ledger.verify import verify_ledger
 from tests.unit.ledger.conftest import make_config, records
 
 
@@ -71,3 +74,125 @@ def test_running_out_of_memory_names_the_setting_and_appends_nothing(tmp_path: P
         assert "rolled back" in str(err.value)
         assert led.size == 0
         assert led.existing(["test:0"]) == set()
+
+
+# --- reconnecting: DuckDB lets go of what a connection wrote only when it is closed -------------
+
+
+def _reconnects(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("ledger connection reopened" in r.getMessage() for r in caplog.records)
+
+
+def test_a_long_running_writer_reconnects_at_checkpoints_and_loses_nothing(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every 40 entries (checkpoints every 10): appends, both append paths, duplicates, lookups
+    handed out before, segments and proofs all carry on over the new connection."""
+    caplog.set_level("INFO", logger="ledger.store")
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 40)
+    with Ledger.open(config) as led:
+        lookup = led.existing_lookup()
+        first = led.connection()
+        for k in range(6):
+            led.append(records(15, start=15 * k))
+        assert led.connection() is not first
+        led.append_many([records(15, start=90 + 15 * k) for k in range(6)] + [records(5, start=0)])
+        assert _reconnects(caplog) >= 4
+        assert led.size == 180
+        assert lookup(["test:0", "test:179", "test:180"]) == {"test:0", "test:179"}
+        r = led.append(records(3, start=178))
+        assert r.duplicates == ["test:178", "test:179"]
+        led.checkpoint()
+        assert led.inclusion_proof(7, led.size)
+        lookup.close()
+    result = verify_ledger(config, segments=config.segments_dir)
+    assert result.ok, result.problems
+    assert result.entries_checked == 181
+
+
+def test_lookups_on_another_thread_carry_on_while_the_writer_reconnects(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As serve looks up the next batch's ids while its writer thread appends (and reconnects)."""
+    caplog.set_level("INFO", logger="ledger.store")
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 20)
+    with Ledger.open(config) as led:
+        led.append(records(10))
+        lookup = led.existing_lookup()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def look() -> None:
+            try:
+                while not stop.is_set():
+                    # stored before this thread started: found through every reconnect
+                    assert lookup([f"test:{i}" for i in range(12)]) >= {f"test:{i}" for i in range(10)}
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=look)
+        t.start()
+        try:
+            for k in range(1, 30):
+                led.append(records(10, start=10 * k))
+        finally:
+            stop.set()
+            t.join()
+        assert not errors, errors
+        assert _reconnects(caplog) >= 10
+        assert lookup([f"test:{i}" for i in range(300, 302)]) == set()
+        lookup.close()
+        with pytest.raises(LedgerError, match="closed"):
+            lookup(["test:0"])
+
+
+def test_reconnecting_keeps_a_raised_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 1)
+    with Ledger.open(make_config(tmp_path)) as led:
+        led.append(records(5))
+        led.connection().execute("SET memory_limit = '300MB'")
+        led._memory_mb = 300  # as _grow_memory leaves it
+        first = led.connection()
+        led.append(records(10, start=5))
+        assert led.connection() is not first
+        assert _memory_setting(led) == "286.1 MiB"
+
+
+def test_a_writer_waits_for_a_process_that_took_the_file_while_it_reconnected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 1)
+    real = store_mod.open_connection
+    refusals = iter([True, True])
+
+    def open_connection(path: Path, *, read_only: bool) -> Any:
+        if next(refusals, False):
+            raise LedgerLockedError("held by another process")
+        return real(path, read_only=read_only)
+
+    with Ledger.open(make_config(tmp_path)) as led:
+        led.append(records(5))
+        monkeypatch.setattr(store_mod, "open_connection", open_connection)
+        led.append(records(10, start=5))
+        assert "taken by another process while reconnecting" in caplog.text
+        assert led.size == 15 and led.existing(["test:14"]) == {"test:14"}
+
+
+def test_a_writer_that_cannot_get_its_file_back_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 1)
+    monkeypatch.setattr(store_mod, "RECONNECT_WAIT_S", 0.2)
+
+    def held(path: Path, *, read_only: bool) -> Any:
+        raise LedgerLockedError("held by another process")
+
+    config = make_config(tmp_path)
+    led = Ledger.open(config)
+    led.append(records(5))
+    monkeypatch.setattr(store_mod, "open_connection", held)
+    with pytest.raises(LedgerError, match=r"reopening the ledger .* after 15 entries failed.*committed"):
+        led.append(records(10, start=5))
+    monkeypatch.undo()
+    with Ledger.open(config) as again:  # nothing lost: the append had committed
+        assert again.size == 15
