@@ -409,7 +409,7 @@ class ExistingLookup:
     def __call__(self, event_ids: Iterable[str]) -> set[str]:
         with self._ledger._reconnecting:
             if self._cursor is None:
-                raise LedgerError("this event-id lookup was closed")
+                raise LedgerError("this event-id lookup is closed (or its ledger failed to reopen its file)")
             # the ledger's index of the moment: it drops it if an update fails
             return _existing(self._cursor, event_ids, self._ledger._ids)
 
