@@ -1,8 +1,8 @@
 """Exact "is this event already stored" for the writer, over ``ledger._idindex`` (internal).
 
 The index answers with candidates (a 64-bit hash matched); each is confirmed against the entry
-stored at its seq, one indexed point read per candidate. New events, nearly all of any batch, have
-no candidate and cost no DuckDB query at all.
+stored at its seq (indexed ``seq IN (…)`` reads, up to 2,048 seqs each). New events, nearly all
+of any batch, have no candidate and cost no DuckDB query at all.
 """
 
 from __future__ import annotations

@@ -665,11 +665,12 @@ class Ledger(EntryReads):
         writer's connection; DuckDB itself if the index failed) and those of the ``pending`` batch
         (committing now) are duplicates."""
         ids = [ev.event_id for ev, _ in records]
-        keys = None if self._ids is None else self._ids.keys(ids)
-        if self._ids is None or keys is None:  # the index failed this run: ask DuckDB
-            already = _existing(on or self._con, ids, None)
+        con, index = on or self._con, self._ids
+        if index is None:  # the index failed this run: ask DuckDB
+            keys, already = None, _existing(con, ids, None)
         else:
-            already = _dedup.stored(on or self._con, self._ids, ids, keys)
+            keys = index.keys(ids)
+            already = _dedup.stored(con, index, ids, keys)
         if pending is not None:
             already.update(set(ids).intersection(eid for _, eid in pending.appended))
         return _Fresh.split(records, already, keys)
@@ -976,9 +977,8 @@ class Ledger(EntryReads):
             self._con.close()
             try:
                 con = _reopen(path)
-                configure_connection(con, memory=self.config.ledger.memory_limit)
-                if self._memory_mb != _mb(MEMORY_LIMIT) and not self.config.ledger.memory_limit:
-                    con.execute(f"SET memory_limit = '{self._memory_mb}MB'")  # as _grow_memory left it
+                # the configured limit, else the one ``_grow_memory`` left (``MEMORY_LIMIT`` unless raised)
+                configure_connection(con, memory=self.config.ledger.memory_limit or f"{self._memory_mb}MB")
             except (duckdb.Error, LedgerError) as exc:
                 raise LedgerError(
                     f"reopening the ledger {str(path)!r} after {self._size:,} entries failed: {exc}; "

@@ -6,15 +6,14 @@ Checks, in one streaming pass (memory stays flat: O(log n) tree state):
   against its row (deleted / inserted / reordered rows), every indexed column against the entry
   bytes (one vectorised SQL pass), every stored interior node (levels 8, 16, …) against the tree
   recomputed from the leaves — a modified, missing or extra node row is reported;
+- every event id recorded once (``duplicate-event``): the writer keeps them unique with an index
+  of its own (``ledger._idindex``) that verify never reads; a duplicate means a faulty writer;
 - the root at every stored checkpoint, every checkpoint signature, consistency proofs between
   successive checkpoints built from the stored nodes;
 - optionally an external checkpoints file (``against``): each of its signed roots must match the
   tree recomputed from the entries — this catches a database rewritten consistently with a new key;
 - optionally the published Parquet segments (``segments``): the same checks over the segments,
   against the same checkpoints.
-
-- every event id recorded once (``duplicate-event``): the writer keeps them unique with an index
-  of its own (``ledger._idindex``) that verify never reads; a duplicate means a faulty writer;
 
 Problem kinds: ``modified``, ``deleted``, ``inserted``, ``reordered``, ``duplicate-event``,
 ``bad-signature``, ``root-mismatch``, ``inconsistent-checkpoints``.
