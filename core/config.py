@@ -59,6 +59,9 @@ class LedgerConfig(_Section):
     """Append-only copy of every signed checkpoint. Default: ``<ledger dir>/checkpoints.log``."""
     segments_dir: str | None = None
     """Immutable Parquet segments for readers. Default: ``<ledger dir>/segments``."""
+    segment_seconds: float = Field(default=1.0, ge=0)
+    """Export a segment at most this often: under load one covers every checkpoint signed since the
+    last (fewer, larger files, cheaper per entry); 0: one per checkpoint."""
     memory_limit: str | None = None
     """DuckDB memory for a ledger connection, e.g. ``"2GB"``, fixed. Default: 256 MB, raised when
     an append runs out of it to what the event-id index needs, which must fit in memory: 128 MB

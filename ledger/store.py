@@ -38,6 +38,7 @@ from ledger._idindex import U64, EventIdIndex
 from ledger._reads import EntryReads
 from ledger._results import first_row
 from ledger._schema import SCHEMA, SEGMENT_GLOB, migrate, segment_name
+from ledger._segment_schedule import SegmentSchedule
 from ledger._txn import (
     INSERT_ALERTS,
     INSERT_DEAD_LETTERS,
@@ -439,6 +440,8 @@ class Ledger(EntryReads):
         self._seg_cursor: duckdb.DuckDBPyConnection | None = None
         self._seg_pending: list[Future[None]] = []
         self._seg_error: BaseException | None = None
+        self._segments = SegmentSchedule(config.ledger.segment_seconds)
+        """Which checkpoint the next export ends at, and when it starts (under load, not every one)."""
         #: called with each new checkpoint after it is stored (e.g. a Kafka publisher); errors are logged
         self.on_checkpoint: Callable[[Checkpoint], None] | None = None
         self._memory_mb = _mb(MEMORY_LIMIT)
@@ -557,6 +560,7 @@ class Ledger(EntryReads):
         """Wait until the segment of every checkpoint signed so far is published (segments are
         exported in the background). Raises ``LedgerError`` if an export failed since the last
         flush; the next checkpoint (or the next open) exports the missing entries again."""
+        self._segments.hurry()
         pending, self._seg_pending = self._seg_pending, []
         wait(pending)
         error, self._seg_error = self._seg_error, None
@@ -947,7 +951,7 @@ class Ledger(EntryReads):
         self._append_external(cp)
         if self._size - self._connected_at >= RECONNECT_ENTRIES:
             self._reconnect()
-        self._publish_segments(cp)
+        self._publish_segments(cp, urgent=wait_segment)
         logger.info("checkpoint signed tree_size=%d root=%s", cp.tree_size, cp.root_hash.hex())
         if self.on_checkpoint is not None:
             try:
@@ -965,6 +969,7 @@ class Ledger(EntryReads):
         on other threads (``ExistingLookup``) wait on ``_reconnecting``. Every cursor of the old
         connection is closed first: DuckDB frees a database only once its last connection closes.
         The writer's state (size, chain, tree, event-id index) is not DuckDB's and carries over."""
+        self._segments.hurry()
         wait(self._seg_pending)  # their errors stay for ``flush`` to report
         path = self.config.ledger_path
         with self._reconnecting:
@@ -1023,15 +1028,24 @@ class Ledger(EntryReads):
                 self._append_external(cp)
         latest = self.latest_checkpoint()
         if latest is not None:
-            self._publish_segments(latest)
+            self._publish_segments(latest, urgent=True)
 
-    def _publish_segments(self, cp: Checkpoint) -> None:
-        """Queue the export of the entries up to ``cp`` as a segment (see ``_export_segment``)."""
+    def _publish_segments(self, cp: Checkpoint, *, urgent: bool) -> None:
+        """Have the entries up to ``cp`` exported as a segment: at once if ``urgent``, else when the
+        schedule says (``ledger._segment_schedule``: under load one export covers several checkpoints)."""
+        if not self._segments.offer(cp, urgent=urgent):
+            return  # the export queued takes ``cp``
         if self._seg_pool is None:
             self._seg_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="railbook-ledger-segments")
             self._seg_cursor = self._con.cursor()
         self._seg_pending = [f for f in self._seg_pending if not f.done()]
-        self._seg_pending.append(self._seg_pool.submit(self._export_segment, cp))
+        self._seg_pending.append(self._seg_pool.submit(self._export_offered))
+
+    def _export_offered(self) -> None:
+        """On the segment thread: the export ``_publish_segments`` queued, when it is due."""
+        cp = self._segments.take()
+        if cp is not None:
+            self._export_segment(cp)
 
     def _export_segment(self, cp: Checkpoint) -> None:
         """On the segment thread: write entries ``[last published end, cp.tree_size)`` as one Parquet

@@ -58,6 +58,7 @@ def make_config(tmp: Path, **ledger: object) -> Config:
                 "path": str(tmp / "ledger.duckdb"),
                 "checkpoint_every": 10,
                 "checkpoint_seconds": 3600,
+                "segment_seconds": 0,  # one segment per checkpoint: tests name them
                 **ledger,
             }
         }

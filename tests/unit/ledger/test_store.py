@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -128,18 +129,53 @@ def test_checkpoints_every_n_to_db_file_and_segments(tmp_path: Path) -> None:
         assert sr.prove("test:2")["tree_size"] == 14
 
 
+def _segment_bounds(config: Config) -> list[tuple[int, int]]:
+    names = sorted(p.name for p in config.segments_dir.glob("entries-*.parquet"))
+    return [(int(n.split("-")[1]), int(n.split("-")[2])) for n in names]
+
+
 def test_segments_are_exported_in_the_background_and_flush_waits(tmp_path: Path) -> None:
-    config = make_config(tmp_path, checkpoint_every=5)
+    config = make_config(tmp_path, checkpoint_every=5, segment_seconds=0)
     with Ledger.open(config) as led:
         for k in range(4):
             led.append_many([records(5, start=10 * k), records(5, start=10 * k + 5)])
         led.flush()
-        names = sorted(p.name for p in config.segments_dir.glob("entries-*.parquet"))
         ends = sorted(c.tree_size for c in led.checkpoints())
         assert ends == [5 * i for i in range(1, 9)]
-        assert [int(n.split("-")[2]) for n in names] == ends  # one segment per checkpoint
+        assert [end for _, end in _segment_bounds(config)] == ends  # one segment per checkpoint
         with SegmentReader.from_config(config) as sr:
             assert sr.size == 40 and sr.verify().ok
+
+
+def test_checkpoints_under_load_share_a_segment(tmp_path: Path) -> None:
+    """Checkpoints signed faster than ``segment_seconds`` are covered by one export: the first at
+    once, the rest together once it is due; each segment ends at a signed checkpoint."""
+    config = make_config(tmp_path, checkpoint_every=5, segment_seconds=30)
+    with Ledger.open(config) as led:
+        for k in range(8):
+            assert led.append(records(5, start=5 * k)).checkpoint is not None
+        led.flush()  # hurries the held export instead of waiting 30 s
+        ends = {c.tree_size for c in led.checkpoints()}
+        bounds = _segment_bounds(config)
+        assert bounds[0] == (0, 5) and bounds[-1][1] == 40
+        assert len(bounds) < 8  # not one per checkpoint
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))  # contiguous
+        assert {end for _, end in bounds} <= ends
+        with SegmentReader.from_config(config) as sr:
+            assert sr.size == 40 and sr.verify().ok
+
+
+def test_a_held_segment_is_published_when_due_without_a_flush(tmp_path: Path) -> None:
+    """An idle writer still publishes: the held export runs at its due time on its own."""
+    config = make_config(tmp_path, checkpoint_every=5, segment_seconds=0.5)
+    with Ledger.open(config) as led:
+        for k in range(3):
+            led.append(records(5, start=5 * k))
+        deadline = time.monotonic() + 10
+        while [end for _, end in _segment_bounds(config)][-1:] != [15] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bounds = _segment_bounds(config)
+        assert bounds[0] == (0, 5) and bounds[-1][1] == 15  # the later ones held, then published
 
 
 def test_failed_segment_export_raises_on_flush_and_is_redone(
