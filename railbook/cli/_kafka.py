@@ -247,6 +247,13 @@ def _topics(values: tuple[str, ...]) -> tuple[str, ...] | None:
     help="With the consumer process: it also decides every event no approval state can change "
     "(action not destructive); serve checks those and decides the rest, in order.",
 )
+@click.option(
+    "--balance-decoding/--no-balance-decoding",
+    default=True,
+    show_default=True,
+    help="With the consumer process: it leaves a share of each batch (up to half) for serve to "
+    "decode, adjusted so that neither process waits for the other.",
+)
 @json_option
 @pass_ctx
 @handle_errors
@@ -266,6 +273,7 @@ def serve(
     evaluate_ahead: bool | None,
     consumer_process: bool,
     decide_in_consumer: bool,
+    balance_decoding: bool,
     as_json: bool,
 ) -> None:
     """Consume Kafka into the ledger, exactly once, as a consumer-group member.
@@ -301,6 +309,7 @@ def serve(
         evaluate_ahead=evaluate_ahead,
         consumer_process=consumer_process,
         decide_in_consumer=decide_in_consumer,
+        balance_decoding=balance_decoding,
     )
     last = [time.monotonic()]
 

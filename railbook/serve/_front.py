@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import KafkaError
 from core.event import CanonicalEvent
+from railbook.serve._balance import DecodeBalance
 from railbook.serve._decode import Decoded, decode_records
 from railbook.serve._gc import tuned_gc
 from railbook.serve._kafka import commit_offsets, make_consumer, seek_partitions
@@ -113,6 +114,8 @@ class _Front:
         self._poll_deadline = 0.0
         self._revoked: list[frozenset[Any]] = []
         self.consumer: Any = None
+        self.balance = DecodeBalance(DEPTH, enabled=setup.options.balance_decoding)
+        """The share of each batch left for serve to decode (``railbook.serve._balance``)."""
 
     # --- talking to serve ------------------------------------------------------------------------
 
@@ -248,6 +251,8 @@ class _Front:
     def _hand_over(self, records: dict[Any, list[Any]], polled_at: float, revocations: int) -> None:
         """Decode (while serve works on the batches in flight), wait for a free slot, send."""
         decoded = self._decode(records, polled_at)
+        with self._cond:
+            self.balance.observe(self._inflight)  # how far serve is behind, now that this one is ready
         while True:
             if not self._wait(lambda: self._inflight < DEPTH):
                 return
@@ -275,6 +280,7 @@ class _Front:
             track_latency=o.track_latency,
             polled_at=polled_at,
             keep_canonical=True,
+            leave=self.balance.share,
         )
         events: list[CanonicalEvent] = []
         for item in decoded.items:

@@ -69,6 +69,10 @@ class ServeOptions:
     approval state can change (``PolicyEngine.prejudge``: its action is not destructive), so Cedar
     runs on both cores; serve checks those decisions (same pack version, action still not
     destructive) and decides only the rest, in order, with the approval book."""
+    balance_decoding: bool = True
+    """With ``consumer_process``: the consumer process leaves a share of each batch's Avro events
+    (0 to half) for serve to decode and decide, adjusted batch by batch so that neither process
+    waits for the other (``railbook.serve._balance``); off: it decodes every message."""
     tune_gc: bool = True
     """Freeze the start-up heap and collect young objects less often while serving: a batch keeps
     tens of thousands of objects alive, and CPython's default thresholds spent a fifth of serve's
@@ -87,6 +91,8 @@ class ServeStats:
     violations: int = 0
     batches: int = 0
     outputs_published: int = 0
+    decoded_in_serve: int = 0
+    """Messages the consumer process left for serve to decode (``balance_decoding``)."""
     seconds: float = 0.0
     first_message_at: float | None = None
     """``time.monotonic()`` when the first message arrived (for rates that exclude group join)."""
@@ -113,6 +119,7 @@ class ServeStats:
             "violations": self.violations,
             "batches": self.batches,
             "outputs_published": self.outputs_published,
+            "decoded_in_serve": self.decoded_in_serve,
             "seconds": round(self.seconds, 3),
         }
 

@@ -300,12 +300,18 @@ class Server:
         if self.stats.first_message_at is None:
             self.stats.first_message_at = decoded.polled_at
         self.stats.messages += decoded.messages
+        o = self.options
+        # what the consumer process left undecoded (``railbook.serve._balance``), decoded here
+        items = decoded.decode_left(
+            config=self.config, max_bytes=o.max_message_bytes, track_latency=o.track_latency
+        )
+        self.stats.decoded_in_serve += decoded.left
         if self._existing is None:
             self._drain()  # no lookup that is safe beside the writer: evaluate after its commit
         pending = self._inflight
         in_flight = pending.batch.event_ids if pending is not None else frozenset()
         batch = self.pipeline.evaluate(
-            decoded.items, in_flight=in_flight, existing=self._existing, known=decoded.decisions
+            items, in_flight=in_flight, existing=self._existing, known=decoded.decisions
         )
         self._inflight = None
         try:

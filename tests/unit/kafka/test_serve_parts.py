@@ -25,7 +25,8 @@ from core.event import CanonicalEvent
 from ingest.kafka import decode_message
 from policy import ApprovalBook, PolicyEngine
 from railbook.serve import ServeOptions, tuned_gc
-from railbook.serve._decode import Decoded, decode_records
+from railbook.serve._balance import DecodeBalance
+from railbook.serve._decode import Decoded, Undecoded, decode_records
 from railbook.serve._front import DEPTH, FrontSetup, _Front
 from tests.conftest import DEMO_CONFIG
 from tests.unit.kafka.strategies import wire_events
@@ -63,6 +64,44 @@ def test_decode_records_equals_decode_message_per_message(msgs: list[tuple[int, 
         {e.event_id for e in expected if isinstance(e, CanonicalEvent)} if track else set()
     )
     assert pickle.loads(pickle.dumps(got)) == got  # it crosses the process boundary
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0, 1]), _payloads), max_size=14),
+    st.sampled_from([0.05, 0.3, 0.5, 1.0]),
+    st.booleans(),
+)
+def test_what_the_consumer_process_leaves_undecoded_serve_decodes_the_same(
+    msgs: list[tuple[int, bytes]], leave: float, track: bool
+) -> None:
+    """``leave`` (``railbook.serve._balance``): the items, dead letters, latency stamps and
+    decisions serve gets after ``decode_left`` are those of a batch decoded whole, in order."""
+    records: dict[Any, list[Msg]] = {}
+    for i, (part, value) in enumerate(msgs):
+        tp = TopicPartition(TOPIC, part)
+        records.setdefault(tp, []).append(Msg(TOPIC, part, 100 + i, value, timestamp=i))
+    args: dict[str, Any] = {"config": None, "max_bytes": 64, "track_latency": track, "polled_at": 1.0}
+    whole = decode_records(records, keep_canonical=True, **args)
+    part = decode_records(records, keep_canonical=True, leave=leave, **args)
+    fast = sum(1 for ms in records.values() for m in ms if m.value and len(m.value) <= 64)
+    assert part.left == int(fast * leave + 1e-9)  # evenly spread: every 1/leave-th fast message
+    assert sum(isinstance(it, Undecoded) for it in part.items) == part.left
+    # a decision made ahead stays with its item; what serve decoded, serve decides (None)
+    part.decisions = [
+        ("ahead", i) if isinstance(it, CanonicalEvent) else None for i, it in enumerate(part.items)
+    ]  # type: ignore[misc]
+    expected_decisions = list(part.decisions)  # an Undecoded message is one item (event or dead letter)
+    sent = pickle.loads(pickle.dumps(part))  # it crosses the process boundary
+    items = sent.decode_left(config=None, max_bytes=64, track_latency=track)
+    assert [_comparable(it) for it in items] == [_comparable(it) for it in whole.items]
+    assert [e.canonical_bytes for e in items if isinstance(e, CanonicalEvent)] == [
+        e.canonical_bytes for e in whole.items if isinstance(e, CanonicalEvent)
+    ]
+    assert [_comparable(d) for d in sent.dead] == [_comparable(d) for d in whole.dead]
+    assert sent.sent_ms == whole.sent_ms and sent.offsets == whole.offsets and sent.messages == whole.messages
+    assert sent.decisions == expected_decisions
+    assert sent.decode_left(config=None, max_bytes=64, track_latency=track) == items  # once only
 
 
 def _comparable(item: CanonicalEvent | DeadLetter) -> Any:
@@ -285,3 +324,28 @@ def test_front_decides_ahead_what_no_approval_can_change_with_serves_pack_only(
     known = [d for b in batches for d in (b.decisions or [])]
     expected = engine.evaluate(evs, approvals=ApprovalBook(config))
     assert known == [None, None, expected[1], expected[2]]  # one per item; none for the dead letter
+
+
+def test_front_leaves_a_share_undecoded_and_serve_gets_the_same_events(
+    make_event: CanonicalEvent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer process hands over part of a batch as ``Undecoded`` messages (its balance
+    with serve); serve's ``decode_left`` turns the batches into exactly the events published."""
+    monkeypatch.setattr(front_mod, "DecodeBalance", lambda depth, enabled: DecodeBalance(depth, start=0.5))
+    evs = _events(make_event, 12)
+    p0 = TopicPartition(TOPIC, 0)
+    consumer = FakeConsumer({p0: [encode_event(e) for e in evs]}, {p0: 0})
+    parent, _front, thread = _start(monkeypatch, consumer, {})
+    got: list[CanonicalEvent | DeadLetter] = []
+    left = 0
+    while len(got) < len(evs):
+        msg = _next(parent)
+        assert msg is not None and msg[0] == "batch"
+        batch: Decoded = msg[1]
+        left += batch.left
+        got += batch.decode_left(config=None, max_bytes=1 << 20, track_latency=False)
+        parent.send(("ack", batch.offsets))
+    parent.send(("stop",))
+    thread.join(5)
+    assert left >= 4  # half of the first batches at least (the share only moves by steps)
+    assert got == evs and all(isinstance(e, CanonicalEvent) and e.canonical_bytes for e in got)
