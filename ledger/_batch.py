@@ -40,6 +40,7 @@ __all__ = [
     "prepare",
     "prepare_nodes",
     "prepare_rows",
+    "warm_up",
 ]
 
 #: the Arrow batch ``prepare`` builds (``ledger._columns.BASE_COLUMNS``); the rest is derived in SQL
@@ -74,6 +75,13 @@ class PreparedRows:
     columns: list[list[Any]] | None = None
     """Per row, its indexed columns (``ledger._columns.row_values``) to append to the row for
     ``insert_rows_sql``; ``None`` when some entry needs the SQL derivation."""
+
+
+def warm_up() -> None:
+    """Build one Arrow array, as ``prepare`` does. pyarrow imports pandas (when installed) on its
+    first array: ~0.5 s on this machine, which otherwise lands on the first append — serve's
+    first batch, or the first gate request's answer — rather than on opening the ledger."""
+    pa.array([], pa.int64())
 
 
 def prepare(

@@ -32,7 +32,7 @@ import pyarrow as pa
 from core.errors import LedgerError, LedgerLockedError, ProofError, SigningKeyError
 from core.event import format_time
 from ledger import _dedup, _query
-from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows
+from ledger._batch import PreparedRows, prepare, prepare_nodes, prepare_rows, warm_up
 from ledger._columns import insert_entries_sql, insert_entries_values_sql, insert_rows_sql
 from ledger._idindex import U64, EventIdIndex
 from ledger._reads import EntryReads
@@ -497,6 +497,7 @@ class Ledger(EntryReads):
                 ledger._signer = ledger._load_or_create_key()
                 ledger._sync_external()
                 ledger._ids = _dedup.open_index(path, con, ledger._size)
+                warm_up()
         except BaseException:
             con.close()
             raise
