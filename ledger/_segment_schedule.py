@@ -10,8 +10,8 @@ segment still ends at a signed checkpoint; ``railbook verify --segments`` checks
 one). When checkpoints come slower than that, as at the default ``checkpoint_seconds``, each still
 gets its own segment at once.
 
-A checkpoint signed on request (``Ledger.checkpoint()``) and ``flush``/``close`` do not wait:
-they ``hurry`` the export offered.
+A checkpoint signed on request (``Ledger.checkpoint()``), ``flush``, ``close`` and a reconnect do
+not wait for the due time: they ``hurry`` the export offered (and then wait for it to finish).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ appends. When one of them sets the pace the other waits, and a core idles. Measu
 serve phase of `railbook bench kafka` (2026-12-07, 2 cores, CPU time read from ``/proc``): the
 consumer process was 0.91 of a core busy, serve's process 0.67, and 0.31 of the two cores idle;
 serve ran at the consumer process's pace, 8.1k events/s. With a fixed 30 % of the Avro events
-decoded in serve instead: 0.81 / 0.98 busy, 10.2k events/s. With 50 %: serve's process set the
-pace (1.02 busy: its GIL), 7.2k/s. The best share depends on the machine, the event mix and the
-policy pack, so it is found while running.
+decoded in serve instead, in one run: 0.81 / 0.98 busy, 10.2k events/s. With 50 %: serve's process
+set the pace (1.02 busy: its GIL), 7.2k/s. Runs differ by as much as the shares do, and the best
+share depends on the machine, the event mix and the policy pack, so it is found while running
+(seven alternating pairs with and without: +6.8 % on average, faster in six).
 
 The consumer process asks each time it has a batch ready: how many of the batches it sent are not
 acknowledged yet (``DEPTH`` at most)? None: serve finished everything and waits for this batch,
