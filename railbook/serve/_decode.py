@@ -69,7 +69,7 @@ class Decoded:
         their canonical bytes, or dead letters, which join ``dead``), and return the items. Their
         decisions are ``None``: serve decides them."""
         if self.left and any(isinstance(it, Undecoded) for it in self.items):
-            items: list[CanonicalEvent | DeadLetter] = []
+            items: list[CanonicalEvent | DeadLetter | Undecoded] = []
             known = self.decisions
             decisions: list[Decision | None] | None = None if known is None else []
             for k, item in enumerate(self.items):
@@ -79,11 +79,11 @@ class Decoded:
                         decisions.append(known[k])  # type: ignore[index]
                     continue
                 got = _decode_one(item, fast=True, config=config, max_bytes=max_bytes, keep_canonical=True)
-                _collect(got, item.timestamp, items, self.dead, self.sent_ms if track_latency else None)
+                _collect(got, item.timestamp, items, self.sent_ms if track_latency else None)
                 if decisions is not None:
                     decisions.extend([None] * len(got))
-            self.items, self.decisions = list(items), decisions
-            self.dead = [it for it in items if isinstance(it, DeadLetter)]  # in order, as decoded whole
+            self.items, self.decisions = items, decisions
+            self.dead = _dead(items)  # in order, as decoded whole
         return cast("list[CanonicalEvent | DeadLetter]", self.items)
 
 
@@ -130,7 +130,7 @@ def decode_records(
     batch (the consumer process's balance with serve, ``railbook.serve._balance``).
     """
     out = Decoded(polled_at=polled_at)
-    items, dead = out.items, out.dead
+    items = out.items
     sent_ms = out.sent_ms if track_latency else None
     owed = 0.0  # accumulates ``leave`` per fast-path message; each whole one is left undecoded
     for tp, msgs in records.items():
@@ -146,9 +146,10 @@ def decode_records(
                     out.left += 1
                     continue
             got = _decode_one(m, fast=fast, config=config, max_bytes=max_bytes, keep_canonical=keep_canonical)
-            _collect(got, m.timestamp, items, dead, sent_ms)
+            _collect(got, m.timestamp, items, sent_ms)
         out.offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
         out.messages += len(msgs)
+    out.dead = _dead(items)
     return out
 
 
@@ -176,14 +177,17 @@ def _decode_one(
 def _collect(
     got: list[CanonicalEvent | DeadLetter],
     timestamp: int,
-    items: list[Any],
-    dead: list[DeadLetter],
+    items: list[CanonicalEvent | DeadLetter | Undecoded],
     sent_ms: dict[str, int] | None,
 ) -> None:
     """Add one message's events and dead letters to a batch (and the message's time to ``sent_ms``)."""
     items.extend(got)
-    for it in got:
-        if isinstance(it, DeadLetter):
-            dead.append(it)
-        elif sent_ms is not None:
-            sent_ms[it.event_id] = timestamp
+    if sent_ms is not None:
+        for it in got:
+            if not isinstance(it, DeadLetter):
+                sent_ms[it.event_id] = timestamp
+
+
+def _dead(items: list[CanonicalEvent | DeadLetter | Undecoded]) -> list[DeadLetter]:
+    """A batch's dead letters, in order (``Decoded.dead``)."""
+    return [it for it in items if isinstance(it, DeadLetter)]
