@@ -3,8 +3,11 @@
 Both packs share the default schema and catalog, so the ratio isolates what the rails cost.
 Event mixes:
 
-- *distinct*: every event has its own resource id, so no two decision inputs are equal
-  (measures Cedar plus request building, no dedup);
+- *distinct*: every event has its own resource id, so no two events' entities are equal. Since
+  2026-12-07 the engine asks Cedar once per distinct *shape* (entities equal but for their ids,
+  which a pack naming no entity cannot observe): 4000 such events need 67 Cedar requests, not
+  4000, so this measures building entities for new ids and the answer cache, no longer Cedar
+  per event (docs/design/policy.md, "Evaluation", gives Cedar's own per-request cost);
 - *realistic*: the shape of a working day, where agents, pipelines and humans repeat
   themselves (the same actor reading the same bucket again), which dedup evaluates once.
 

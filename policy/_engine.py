@@ -11,7 +11,9 @@ cedarpy use ~100x slower. What it costs, per request, and what the engine does a
   per-event facts are built once per distinct value, carry only the attributes some policy
   names, and are kept in the entity set of the previous call, which the next call extends.
 - Identical decision inputs (same principal, action, resource and event-facts entities) are
-  evaluated once, within a batch and across batches: Cedar's answer is a function of them.
+  evaluated once, within a batch and across batches: Cedar's answer is a function of them. For a
+  pack that names no entity, entities that differ only in their ids count as identical (Cedar
+  cannot observe an id there): a stream over thousands of files and sessions asks ~100 requests.
 
 Not thread-safe (nor is the ``ApprovalBook`` it updates): one thread evaluates.
 
@@ -88,6 +90,8 @@ class PolicyEngine:
         # Cedar's answers, across batches: (principal, action, resource, event-facts) entity serials
         # -> index into _answer_list. A serial stands for one entity (type, id, attributes sent).
         self._answers: dict[tuple[int, str, int, int], int] = {}
+        # shared mode: the same, keyed by the entities' shapes (``Entity.shape``: attributes, no id)
+        self._answers_by_shape: dict[tuple[int, str, int, int], int] = {}
         self._answer_list: list[_Answer] = []
         self._answer_index: dict[tuple[str, str, str], int] = {}
         self._answer_by_text: dict[str, int] = {}
@@ -144,6 +148,7 @@ class PolicyEngine:
         """
         self._entities.clear()
         self._answers.clear()
+        self._answers_by_shape.clear()
         self._answer_list.clear()
         self._answer_index.clear()
         self._answer_by_text.clear()
@@ -268,6 +273,8 @@ class PolicyEngine:
         A request whose (principal, action, resource, event-facts) entities were decided before,
         in this batch or an earlier one, reuses that answer: Cedar's answer is a function of the
         policy set and exactly those entities (they have no parents; the action entities are fixed).
+        In shared mode, so does a request whose entities have the same types and attributes sent
+        as one decided before (``Entity.shape``): such a pack cannot observe their ids.
 
         The prefix ends early (a) in gate mode, after a request that holds a valid grant: a grant
         is spent only by a gate ``allow``, known after Cedar answers, so later requests then see
@@ -290,6 +297,8 @@ class PolicyEngine:
         slices: list[int] = []
         slicer = self._slicer
         pending: dict[tuple[int, str, int, int], int] = {}
+        by_shape = self._answers_by_shape
+        pending_shapes: dict[tuple[int, str, int, int], int] = {}
         # per event: answer index (>= 0) or -1 - request index; the grant found; the resolution
         plan: list[tuple[int, Found | None, Resolved]] = []
 
@@ -357,9 +366,9 @@ class PolicyEngine:
             slot = cached.get(key)
             if slot is None:
                 i = pending.get(key)
-                if i is None:
-                    i = len(requests)
-                    pending[key] = i
+                if i is not None:
+                    slot = -1 - i
+                else:
                     sl = slicer.slice_of(pent.key[0], resolved.cedar_action) if slicer else 0
                     if slim_mode:
                         ps = (pent.slim and pent.slim.get(sl)) or ents.slim(pent, sl)
@@ -367,21 +376,36 @@ class PolicyEngine:
                         fs = (fent.slim and fent.slim.get(sl)) or ents.slim(fent, sl)
                     else:
                         ps, rs, fs = pent, rent, fent
-                    needed[ps.key] = ps
-                    needed[rs.key] = rs
-                    needed[fs.key] = fs
-                    aent = actions.get(resolved.cedar_action) or ents.action(resolved.cedar_action)
-                    needed[aent.key] = aent
-                    requests.append(
-                        {
-                            "principal": ps.uid,
-                            "action": aent.uid,
-                            "resource": rs.uid,
-                            "context": fs.context,
-                        }
-                    )
-                    slices.append(sl)
-                slot = -1 - i
+                    # what Cedar is asked, ids left out: in shared mode the pack cannot observe an
+                    # id, so entities with equal attributes get equal answers (the same agent on
+                    # another file, another session of the same role)
+                    shape = (ps.shape, resolved.cedar_action, rs.shape, fs.shape) if shared else None
+                    slot = by_shape.get(shape) if shape is not None else None
+                    if slot is not None:
+                        if len(cached) <= _CACHE_LIMIT:
+                            cached[key] = slot
+                    else:
+                        i = pending_shapes.get(shape) if shape is not None else None
+                        if i is None:
+                            i = len(requests)
+                            if shape is not None:
+                                pending_shapes[shape] = i
+                            needed[ps.key] = ps
+                            needed[rs.key] = rs
+                            needed[fs.key] = fs
+                            aent = actions.get(resolved.cedar_action) or ents.action(resolved.cedar_action)
+                            needed[aent.key] = aent
+                            requests.append(
+                                {
+                                    "principal": ps.uid,
+                                    "action": aent.uid,
+                                    "resource": rs.uid,
+                                    "context": fs.context,
+                                }
+                            )
+                            slices.append(sl)
+                        pending[key] = i
+                        slot = -1 - i
             plan.append((slot, found, resolved))
             if not detect and found is not None and found.grant is not None:
                 break
@@ -392,6 +416,8 @@ class PolicyEngine:
             if self._shared and len(cached) <= _CACHE_LIMIT:
                 for key, i in pending.items():
                     cached[key] = answered[i]
+                for shape, i in pending_shapes.items():
+                    by_shape[shape] = answered[i]
         answer_list = self._answer_list
         decisions = self._decisions
         out: list[Decision] = []

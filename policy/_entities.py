@@ -68,6 +68,9 @@ class Entity:
     """Per policy slice: the variant with only the attributes that slice's policies name."""
     source: tuple[Resource, bool] | None = None
     """For a resource key entity (slim mode): the resource and whether it is protected."""
+    shape: int = 0
+    """Equal for entities of one type with equal attributes, whatever their ids (0: a key-only
+    resource entity, never sent). In ``shared`` mode Cedar cannot tell such entities apart."""
 
 
 class Entities:
@@ -98,6 +101,7 @@ class Entities:
         self._schema = schema
         self._serial = 0
         self._interned: dict[tuple[str, str, str], Entity] = {}
+        self._shapes: dict[tuple[str, str], int] = {}
         self._variants: dict[tuple[str, str], int] = {}
         self.principals: dict[Actor, Entity] = {}
         self.resources: dict[tuple[Resource, bool], Entity] = {}
@@ -113,6 +117,7 @@ class Entities:
     def clear(self) -> None:
         """Forget every entity (they are rebuilt on demand)."""
         self._interned.clear()
+        self._shapes.clear()
         self._variants.clear()
         self.principals.clear()
         self.resources.clear()
@@ -150,6 +155,8 @@ class Entities:
             if n > 1:
                 eid = f"{eid}#{n}"
         uid_json = '{"type":' + _encode_str(etype) + ',"id":' + _encode_str(eid) + "}"
+        shapes = self._shapes
+        shape = shapes.setdefault((etype, attrs_json), len(shapes) + 1)
         ent = Entity(
             serial,
             (etype, eid),
@@ -157,6 +164,7 @@ class Entities:
             '{"uid":' + uid_json + ',"attrs":' + attrs_json + ',"parents":[]}',
             attrs=attrs,
             base_id=base_id,
+            shape=shape,
         )
         if etype == "Event":
             # a string: cedarpy passes it through instead of re-encoding a dict

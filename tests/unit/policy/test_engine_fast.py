@@ -244,6 +244,63 @@ def test_a_pack_naming_entities_gets_real_ids_and_no_sharing(tmp_path: Path, con
     assert "agent-a-with-a-key" in batched[1].policy_ids
 
 
+def _cedar_requests(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the requests the engine sends to Cedar (one entry per batch call)."""
+    import policy._engine as engine_module
+
+    sizes: list[int] = []
+    real = engine_module._cedar_batch
+
+    def counting(requests: list[dict[str, Any]], *args: Any) -> list[str]:
+        sizes.append(len(requests))
+        return real(requests, *args)
+
+    monkeypatch.setattr(engine_module, "_cedar_batch", counting)
+    return sizes
+
+
+def _same_but_ids(n: int) -> list[CanonicalEvent]:
+    """Writes by ``n`` agents to ``n`` files, every entity's attributes equal but the ids."""
+    return [
+        ev("file:Write", eid=f"w{i}", actor=f"agent:{i}", resource=f"repo://acme/app/{i}", env="dev")
+        for i in range(n)
+    ]
+
+
+def test_equal_attributes_under_other_ids_are_asked_once(
+    monkeypatch: pytest.MonkeyPatch, reference: PolicyEngine, config: Config
+) -> None:
+    # the default pack names no entity, so Cedar cannot tell these requests apart: one is asked,
+    # within a call and across calls
+    evs = _same_but_ids(40)
+    book = ApprovalBook(config)
+    expected = [reference.evaluate([e], approvals=book)[0] for e in evs]
+    engine = PolicyEngine.load(config)
+    sizes = _cedar_requests(monkeypatch)
+    got = engine.evaluate(evs[:20], approvals=ApprovalBook(config))
+    got += engine.evaluate(evs[20:], approvals=ApprovalBook(config))
+    assert sum(sizes) == 1
+    assert got == expected
+    # other attributes are another request: the prod twin of the same write is denied
+    prod = ev("file:Write", eid="p", actor="agent:0", resource="repo://acme/app/0", env="prod")
+    assert engine.evaluate([prod], approvals=ApprovalBook(config))[0].outcome == "deny"
+    assert sum(sizes) == 2
+
+
+def test_a_pack_naming_entities_asks_per_id(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config: Config
+) -> None:
+    extra = (
+        '@id("agent-3-writes")\n@rail("2")\n@severity("low")\n@title("agent 3 may not write")\n'
+        'forbid (principal == Agent::"agent:3", action, resource);\n'
+    )
+    engine = PolicyEngine.load(config, pack_dir=_pack_with(tmp_path, extra))
+    sizes = _cedar_requests(monkeypatch)
+    decided = engine.evaluate(_same_but_ids(6), approvals=ApprovalBook(config))
+    assert sum(sizes) == 6
+    assert [d.outcome for d in decided] == ["allow"] * 3 + ["deny"] + ["allow"] * 2
+
+
 def test_slices_keep_a_policy_when_unsure() -> None:
     groups = load_pack(DEFAULT_PACK_DIR).actions["git:Push"]
     scopes: dict[str, dict[str, Any]] = {
