@@ -189,7 +189,7 @@ def _next(parent: Connection, timeout: float = 5.0) -> tuple[Any, ...] | None:
 def test_front_hands_over_batches_from_the_ledgers_offset_and_commits_only_acknowledged_ones(
     make_event: CanonicalEvent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    evs = _events(make_event, 11)
+    evs = _events(make_event, 2 + 3 * (DEPTH + 1))  # DEPTH batches of three, and one more
     p0 = TopicPartition(TOPIC, 0)
     consumer = FakeConsumer({p0: [encode_event(e) for e in evs]}, {p0: 0})
     parent, _front, thread = _start(monkeypatch, consumer, {(TOPIC, 0): 2})  # the ledger has e0, e1
@@ -203,7 +203,8 @@ def test_front_hands_over_batches_from_the_ledgers_offset_and_commits_only_ackno
     assert consumer.commits == []  # and has committed nothing the ledger has not acknowledged
     parent.send(("ack", batches[0].offsets))
     msg = _next(parent)
-    assert msg is not None and msg[0] == "batch" and _ids(msg[1]) == ["e8", "e9", "e10"]
+    first = 2 + 3 * DEPTH
+    assert msg is not None and msg[0] == "batch" and _ids(msg[1]) == [f"e{first + k}" for k in range(3)]
     assert consumer.group[p0] == 5  # the acknowledged offset, not the one of the batches in flight
     parent.send(("stop",))
     assert _next(parent) == ("closed",)
