@@ -63,10 +63,12 @@ def sha256_hex(data: bytes) -> Sha256Hex:
 def format_time(t: datetime) -> str:
     """RFC 3339 UTC with exactly six fractional digits and a ``Z``: one spelling per instant."""
     u = t.astimezone(UTC)
-    if u.year < 1000:  # isoformat pads the year to four digits; the format's %Y does not
+    if u.year < 1000:  # %04d pads the year to four digits; the format's %Y does not
         return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is ~3x faster than strftime; this runs twice per ledger entry
-    return u.isoformat(timespec="microseconds")[:-6] + "Z"
+    # %-formatting the fields: ~1.2 µs, against ~2.4 for an f-string or isoformat(timespec=...)
+    # and ~5 for strftime; this runs for every event serve's consumer process decodes
+    fields = (u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % fields  # noqa: UP031
 
 
 def plain_attributes(attributes: Mapping[str, Any]) -> bool:

@@ -306,7 +306,9 @@ class PolicyEngine:
             res = ev.resource
             attributes = ev.attributes
             actor = ev.actor
-            pent = principals.get(actor) or ents.principal(actor)
+            # not the Actor itself: its session (a new one per agent run) is no attribute
+            pkey = (actor.id, actor.kind, actor.on_behalf_of, actor.credential)
+            pent = principals.get(pkey) or ents.principal(actor, pkey)
             rkey = (res, bool(attributes) and self._protected(attributes))
             rent = resources.get(rkey) or ents.resource(*rkey)
             if (

@@ -103,7 +103,8 @@ class Entities:
         self._interned: dict[tuple[str, str, str], Entity] = {}
         self._shapes: dict[tuple[str, str], int] = {}
         self._variants: dict[tuple[str, str], int] = {}
-        self.principals: dict[Actor, Entity] = {}
+        self.principals: dict[tuple[str, str, str | None, str | None], Entity] = {}
+        """By (id, kind, on_behalf_of, credential): all of an ``Actor`` that ``principal`` reads."""
         self.resources: dict[tuple[Resource, bool], Entity] = {}
         self.facts: dict[tuple[Any, ...], Entity] = {}
         self.actions: dict[str, Entity] = {}
@@ -188,7 +189,8 @@ class Entities:
             slim[sl] = got
         return got
 
-    def principal(self, actor: Actor) -> Entity:
+    def principal(self, actor: Actor, key: tuple[str, str, str | None, str | None]) -> Entity:
+        """The principal entity of ``actor``, kept in ``principals`` under ``key``."""
         cfg = self._config
         cred = actor.credential
         attrs: dict[str, Any] = {
@@ -202,7 +204,7 @@ class Entities:
         if cred:
             attrs["credential"] = cred
         ent = self.entity(_PRINCIPAL_TYPE.get(actor.kind, "UnknownPrincipal"), actor.id, attrs)
-        self.principals[actor] = ent
+        self.principals[key] = ent
         return ent
 
     def resource(self, res: Resource, protected: bool) -> Entity:
