@@ -117,6 +117,8 @@ class Found:
 
     grant: _Grant | None
     candidates: int
+    """Grants about this event that were checked: all of them, unless one covers it (then those
+    up to it). Zero: none names it (``missing``)."""
     failures: tuple[str, ...]
 
     def to_check(self) -> ApprovalCheck:
@@ -302,9 +304,13 @@ class ApprovalBook:
         return any(m == "detect" for m in others)
 
     def find(self, event: CanonicalEvent, mode: Mode = "detect") -> Found:
-        """Look for a grant covering ``event`` (does not consume it)."""
-        candidates: list[_Grant] = []
-        seen: set[str] = set()
+        """Look for a grant covering ``event`` (does not consume it).
+
+        One pass over the candidates, in order (the request's grants, then the resource's, then
+        the actor's for this action), checking each as it is found: the first that covers the
+        event is returned (``Found.candidates`` then counts those seen up to it), else every
+        candidate's reasons. A busy scope holds hundreds of grants (``railbook bench kafka``:
+        ~80 candidates per lookup by 200k events), so the pass is kept inline."""
         rid = event.attributes.get("request_id") if event.attributes else None
         actor, action, resource = event.actor.id, event.action, event.resource.id
         by_resource = self._by_resource.get(resource)
@@ -319,6 +325,16 @@ class ApprovalBook:
             by_resource or (),
             by_actor_action or (),
         )
+        seen: set[str] = set()
+        count = 0
+        # each condition a candidate fails is a named reason (module docstring)
+        failures: set[str] = set()
+        add = failures.add
+        obo = event.actor.on_behalf_of
+        diff = event.change.diff_sha256
+        at = event.occurred_at
+        denied = self._denied
+        approvers = self._approver_cache
         for group in sources:
             for g in group:
                 if g.event_id in seen:
@@ -327,65 +343,58 @@ class ApprovalBook:
                 # a candidate is named by the request id, or shares two of actor/action/resource:
                 # a grant for someone else's other action on the same table is not "invalid", it is
                 # simply not about this event
-                same = (g.actor == actor) + (g.action == action) + (g.resource == resource)
-                if (rid and g.request_id == rid) or same >= 2:
-                    candidates.append(g)
-        if not candidates:
+                same_actor = g.actor == actor
+                same_action = g.action == action
+                same_resource = g.resource == resource
+                if not ((rid and g.request_id == rid) or same_actor + same_action + same_resource >= 2):
+                    continue
+                count += 1
+                if g.decision != "grant":
+                    add("denied")
+                    continue
+                bad = False
+                if g.request_id in denied:
+                    add("denied")
+                    bad = True
+                approver = g.approver
+                if approver == actor:
+                    add("self-approval")
+                    bad = True
+                if obo and approver == obo:
+                    add("approver-is-instructing-human")
+                    bad = True
+                ok = approvers.get(approver)
+                if ok is None:
+                    ok = self._is_approver(approver)
+                if not ok:
+                    add("not-an-approver")
+                    bad = True
+                if not same_actor:
+                    add("actor-mismatch")
+                    bad = True
+                if not same_action:
+                    add("action-mismatch")
+                    bad = True
+                if not same_resource:
+                    add("resource-mismatch")
+                    bad = True
+                if g.digest is not None and g.digest != diff:
+                    add("digest-mismatch")
+                    bad = True
+                if g.granted_at > at:
+                    add("granted-after-action")
+                    bad = True
+                elif at > g.expires_at:
+                    add("expired")
+                    bad = True
+                if g.uses and self._used_up(g, event.event_id, mode):
+                    add("already-used")
+                    bad = True
+                if not bad:  # a covering grant: the other candidates' reasons do not matter
+                    return Found(g, count, ())
+        if not count:
             return _NONE
-        # each condition a candidate fails is a named reason (module docstring); a busy resource
-        # can have many candidates, so the checks are inline
-        failures: set[str] = set()
-        add = failures.add
-        obo = event.actor.on_behalf_of
-        diff = event.change.diff_sha256
-        at = event.occurred_at
-        denied = self._denied
-        approvers = self._approver_cache
-        for g in candidates:
-            if g.decision != "grant":
-                add("denied")
-                continue
-            bad = False
-            if g.request_id in denied:
-                add("denied")
-                bad = True
-            approver = g.approver
-            if approver == actor:
-                add("self-approval")
-                bad = True
-            if obo and approver == obo:
-                add("approver-is-instructing-human")
-                bad = True
-            ok = approvers.get(approver)
-            if ok is None:
-                ok = self._is_approver(approver)
-            if not ok:
-                add("not-an-approver")
-                bad = True
-            if g.actor != actor:
-                add("actor-mismatch")
-                bad = True
-            if g.action != action:
-                add("action-mismatch")
-                bad = True
-            if g.resource != resource:
-                add("resource-mismatch")
-                bad = True
-            if g.digest is not None and g.digest != diff:
-                add("digest-mismatch")
-                bad = True
-            if g.granted_at > at:
-                add("granted-after-action")
-                bad = True
-            elif at > g.expires_at:
-                add("expired")
-                bad = True
-            if g.uses and self._used_up(g, event.event_id, mode):
-                add("already-used")
-                bad = True
-            if not bad:  # a covering grant: the other candidates' reasons do not matter
-                return Found(g, len(candidates), ())
-        return Found(None, len(candidates), tuple(sorted(failures)))
+        return Found(None, count, tuple(sorted(failures)))
 
     # --- reading --------------------------------------------------------------------------------------
 
