@@ -156,8 +156,9 @@ class Entities:
             if n > 1:
                 eid = f"{eid}#{n}"
         uid_json = '{"type":' + _encode_str(etype) + ',"id":' + _encode_str(eid) + "}"
-        shapes = self._shapes
-        shape = shapes.setdefault((etype, attrs_json), len(shapes) + 1)
+        shape = self._shapes.get((etype, attrs_json))
+        if shape is None:  # numbered like serials, never reused (a ``clear`` does not reset them)
+            shape = self._shapes[(etype, attrs_json)] = serial
         ent = Entity(
             serial,
             (etype, eid),
