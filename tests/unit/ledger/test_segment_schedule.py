@@ -16,31 +16,39 @@ def _cp(size: int) -> Any:
     return size  # the schedule only hands checkpoints through
 
 
+def _exported_once(interval: float) -> SegmentSchedule:
+    """A schedule whose first export (of checkpoint 5) has started: the next one is due later."""
+    s = SegmentSchedule(interval)
+    s.offer(_cp(5))
+    assert s.take() == 5
+    return s
+
+
+def _timed_take(s: SegmentSchedule) -> tuple[Any, float]:
+    """``s.take()`` and the seconds it waited."""
+    t = time.monotonic()
+    return s.take(), time.monotonic() - t
+
+
 def test_the_first_export_starts_at_once_and_takes_the_newest_offer() -> None:
     s = SegmentSchedule(60.0)
     assert s.offer(_cp(5)) is True  # queue a task
     assert s.offer(_cp(10)) is False  # the queued task takes it
-    t = time.monotonic()
-    assert s.take() == 10
-    assert time.monotonic() - t < 1.0
+    got, waited = _timed_take(s)
+    assert got == 10 and waited < 1.0
 
 
 def test_the_next_export_waits_for_its_due_time() -> None:
-    s = SegmentSchedule(0.3)
-    s.offer(_cp(5))
-    s.take()
+    s = _exported_once(0.3)
     assert s.offer(_cp(10)) is True
     s.offer(_cp(15))
-    t = time.monotonic()
-    assert s.take() == 15
-    assert time.monotonic() - t >= 0.25
+    got, waited = _timed_take(s)
+    assert got == 15 and waited >= 0.25
 
 
 @pytest.mark.parametrize("how", ["hurry", "urgent"])
 def test_hurry_and_urgent_offers_end_the_wait(how: str) -> None:
-    s = SegmentSchedule(60.0)
-    s.offer(_cp(5))
-    s.take()
+    s = _exported_once(60.0)
     s.offer(_cp(10))
     got: list[Any] = []
     worker = threading.Thread(target=lambda: got.append(s.take()))
@@ -56,24 +64,18 @@ def test_hurry_and_urgent_offers_end_the_wait(how: str) -> None:
 
 
 def test_an_urgent_offer_after_a_take_queues_an_export_that_does_not_wait() -> None:
-    s = SegmentSchedule(60.0)
-    s.offer(_cp(5))
-    assert s.take() == 5
+    s = _exported_once(60.0)
     assert s.offer(_cp(10), urgent=True) is True
-    t = time.monotonic()
-    assert s.take() == 10
-    assert time.monotonic() - t < 1.0
+    got, waited = _timed_take(s)
+    assert got == 10 and waited < 1.0
 
 
 def test_hurry_with_nothing_queued_leaves_the_next_offer_on_schedule() -> None:
-    s = SegmentSchedule(0.3)
-    s.offer(_cp(5))
-    s.take()
+    s = _exported_once(0.3)
     s.hurry()  # nothing queued: no effect
     s.offer(_cp(10))
-    t = time.monotonic()
-    assert s.take() == 10
-    assert time.monotonic() - t >= 0.25
+    got, waited = _timed_take(s)
+    assert got == 10 and waited >= 0.25
 
 
 def test_every_offer_is_taken_by_some_export_under_concurrency() -> None:
