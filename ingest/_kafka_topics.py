@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from core.errors import KafkaError
 
@@ -79,4 +80,12 @@ def _namespaces(topic: str) -> list[str]:
 def event_key(event: CanonicalEvent) -> bytes:
     """Partition key: the acting actor, or for an approval the actor it approves (see module doc)."""
     actor = event.approval.actor if event.approval is not None else event.actor.id
+    return actor.encode("utf-8")
+
+
+def event_key_of_json(event: Mapping[str, Any]) -> bytes:
+    """:func:`event_key` of an event in its JSON shape (``CanonicalEvent.to_dict``, or its canonical
+    bytes parsed): for code that holds the JSON and should not rebuild the event to key it."""
+    approval = event.get("approval")
+    actor: str = approval["actor"] if approval is not None else event["actor"]["id"]
     return actor.encode("utf-8")

@@ -43,6 +43,7 @@ from ingest._kafka_topics import (
     RAW_TOPIC_PREFIX,
     VIOLATIONS_TOPIC,
     event_key,
+    event_key_of_json,
     raw_topic,
     source_for_topic,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Publisher",
     "decode_message",
     "event_key",
+    "event_key_of_json",
     "make_producer",
     "message_where",
     "raw_topic",

@@ -14,8 +14,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from core.deadletter import DeadLetter
-from ingest.kafka import CHECKPOINTS_TOPIC, DEADLETTERS_TOPIC, DECISIONS_TOPIC, VIOLATIONS_TOPIC, event_key
+from ingest.kafka import (
+    CHECKPOINTS_TOPIC,
+    DEADLETTERS_TOPIC,
+    DECISIONS_TOPIC,
+    VIOLATIONS_TOPIC,
+    event_key_of_json,
+)
 
 if TYPE_CHECKING:
     from core.event import CanonicalEvent
@@ -27,6 +35,25 @@ if TYPE_CHECKING:
 __all__ = ["Outputs"]
 
 logger = logging.getLogger(__name__)
+
+
+def _event_json(event: CanonicalEvent) -> dict[str, Any]:
+    """The event's JSON shape as its canonical bytes say it (equal to ``event.to_dict()``, with
+    numbers as JSON has them); from ``to_dict`` when orjson refuses them (integers beyond 64 bits)."""
+    try:
+        parsed: dict[str, Any] = orjson.loads(event.canonical_bytes)
+    except orjson.JSONDecodeError:
+        return event.to_dict()
+    return parsed
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    """``doc`` as compact JSON with sorted keys (orjson, ~10x faster than ``json``; ``json`` for
+    what orjson refuses, such as integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 class Outputs:
@@ -78,22 +105,28 @@ class Outputs:
     def publish_decision(self, seq: int, event: CanonicalEvent, decision: Decision) -> None:
         pub = self.publisher
         assert pub is not None
+        # The event as its ledger entry holds it: its canonical bytes, parsed. Most events reach
+        # serve decided by the consumer process as little more than those bytes (``core.deferred``);
+        # reading ``event.actor`` or ``event.to_dict()`` rebuilt and re-validated the whole event:
+        # outputs cost 127 us per event (bench stream, stub producer), more than the ledger append.
+        ev = _event_json(event)
+        resource = ev["resource"]
         doc = {
             "origin": self.ledger.origin,
             "seq": seq,
-            "event_id": event.event_id,
-            "occurred_at": event.to_dict()["occurred_at"],
-            "actor": event.actor.id,
-            "action": event.action,
-            "resource": event.resource.id,
-            "environment": event.resource.environment,
+            "event_id": ev["event_id"],
+            "occurred_at": ev["occurred_at"],
+            "actor": ev["actor"]["id"],
+            "action": ev["action"],
+            "resource": resource["id"],
+            "environment": resource["environment"],
             "decision": decision.to_dict(),
         }
-        key = event_key(event)
-        pub.send(self._ns + DECISIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
+        key = event_key_of_json(ev)
+        pub.send(self._ns + DECISIONS_TOPIC, _json_bytes(doc), key=key)
         if decision.is_violation:
-            doc["event"] = event.to_dict()
-            pub.send(self._ns + VIOLATIONS_TOPIC, json.dumps(doc, sort_keys=True).encode(), key=key)
+            doc["event"] = ev
+            pub.send(self._ns + VIOLATIONS_TOPIC, _json_bytes(doc), key=key)
 
     def maybe_flush(self, *, force: bool) -> None:
         pub = self.publisher
