@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 
 def _event_json(event: CanonicalEvent) -> dict[str, Any]:
-    """The event's JSON shape as its canonical bytes say it (equal to ``event.to_dict()``, with
-    numbers as JSON has them); from ``to_dict`` when orjson refuses them (integers beyond 64 bits)."""
+    """The event's JSON shape as its canonical bytes say it: ``event.to_dict()``, since every value
+    of an event is a string, null or a list of strings (``core.event``), which orjson reads back
+    exactly. From ``to_dict`` should orjson refuse the bytes."""
     try:
         parsed: dict[str, Any] = orjson.loads(event.canonical_bytes)
     except orjson.JSONDecodeError:
@@ -48,8 +49,8 @@ def _event_json(event: CanonicalEvent) -> dict[str, Any]:
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:
-    """``doc`` as compact JSON with sorted keys (orjson, ~10x faster than ``json``; ``json`` for
-    what orjson refuses, such as integers beyond 64 bits)."""
+    """``doc`` as compact JSON with sorted keys: orjson (~10x faster than ``json``), or ``json`` for
+    what orjson refuses (e.g. a lone surrogate, which ``json`` escapes)."""
     try:
         return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # orjson.JSONEncodeError

@@ -16,7 +16,7 @@ from core.event import CanonicalEvent
 from ingest.kafka import Publisher, event_key, event_key_of_json
 from policy import Decision, Reason
 from railbook.pipeline import BatchSummary
-from railbook.serve._outputs import Outputs
+from railbook.serve._outputs import Outputs, _json_bytes
 from tests.unit.kafka.fakes import FakeProducer, Sent
 from tests.unit.kafka.strategies import wire_events
 
@@ -92,3 +92,9 @@ def test_events_decided_ahead_are_published_unparsed_and_alike(events: list[Cano
     for ev in received:
         if type(ev) is DeferredEvent:
             assert "actor" not in ev.__dict__ and "occurred_at" not in ev.__dict__
+
+
+def test_a_document_orjson_refuses_is_still_written_as_json() -> None:
+    doc = {"b": "a lone surrogate \udc80", "a": 1}
+    assert json.loads(_json_bytes(doc)) == doc
+    assert _json_bytes({"b": "x", "a": 1}) == b'{"a":1,"b":"x"}'
