@@ -62,6 +62,9 @@ class LedgerConfig(_Section):
     segment_seconds: float = Field(default=1.0, ge=0)
     """Export a segment at most this often: under load one covers every checkpoint signed since the
     last (fewer, larger files, cheaper per entry); 0: one per checkpoint."""
+    threads: int | None = Field(default=None, ge=1)
+    """DuckDB threads for a ledger connection. Default: DuckDB's, one per core; ``railbook serve``
+    with its consumer process (the default) leaves that process a core: one fewer, at least one."""
     memory_limit: str | None = None
     """DuckDB memory for a ledger connection, e.g. ``"2GB"``, fixed. Default: 256 MB, raised when
     an append runs out of it to what the event-id index needs, which must fit in memory: 128 MB

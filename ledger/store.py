@@ -322,12 +322,17 @@ def _mb(limit: str) -> int:
 
 
 def configure_connection(
-    con: duckdb.DuckDBPyConnection, *, point_reads: bool = False, memory: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    point_reads: bool = False,
+    memory: str | None = None,
+    threads: int | None = None,
 ) -> None:
     """Bound DuckDB's memory (``memory``: ``[ledger] memory_limit``, default ``MEMORY_LIMIT``;
     larger work spills to its temp directory) and keep its progress bar off the terminal
     (commands draw their own). ``point_reads``: one DuckDB thread, for a connection that serves
-    proofs and little else (``railbook prove``/``evidence``).
+    proofs and little else (``railbook prove``/``evidence``); else ``threads`` (``[ledger]
+    threads``), if set.
 
     Applied after the schema statements: building an index over an older ledger needs more.
     """
@@ -351,6 +356,8 @@ def configure_connection(
         # two threads, 2.8-4.5 ms with one, in alternating runs. Not for a writer: its appends
         # measured ~5 % slower on one thread, nor for readers, whose scans use every core.
         con.execute("SET threads = 1")
+    elif threads:
+        con.execute(f"SET threads = {int(threads)}")
 
 
 def open_connection(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -491,7 +498,9 @@ class Ledger(EntryReads):
                 for stmt in SCHEMA:
                     con.execute(stmt)
                 migrate(con)
-            configure_connection(con, point_reads=point_reads, memory=config.ledger.memory_limit)
+            configure_connection(
+                con, point_reads=point_reads, memory=config.ledger.memory_limit, threads=config.ledger.threads
+            )
             ledger = cls(config, con, read_only=read_only)
             if not read_only:
                 ledger._signer = ledger._load_or_create_key()
@@ -984,7 +993,11 @@ class Ledger(EntryReads):
             try:
                 con = _reopen(path)
                 # the configured limit, else the one ``_grow_memory`` left (``MEMORY_LIMIT`` unless raised)
-                configure_connection(con, memory=self.config.ledger.memory_limit or f"{self._memory_mb}MB")
+                configure_connection(
+                    con,
+                    memory=self.config.ledger.memory_limit or f"{self._memory_mb}MB",
+                    threads=self.config.ledger.threads,
+                )
             except (duckdb.Error, LedgerError) as exc:
                 raise LedgerError(
                     f"reopening the ledger {str(path)!r} after {self._size:,} entries failed: {exc}; "

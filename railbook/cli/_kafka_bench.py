@@ -14,6 +14,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from railbook.cli._common import (
     pass_ctx,
     print_json,
 )
-from railbook.serve import ServeOptions, Server, ServeStats, tuned_gc
+from railbook.serve import ServeOptions, Server, ServeStats, fetch_settings, ledger_config, tuned_gc
 
 __all__ = ["bench_kafka", "mixed_stream"]
 
@@ -174,17 +175,19 @@ def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         admin.close()
 
 
-def _raw_consume(bootstrap: str, topic: str, n: int, timeout: float) -> tuple[float, int]:
-    """kafka-python poll + Avro decode only: seconds from the first record to the n-th, and errors."""
+def _raw_consume(
+    bootstrap: str, topic: str, n: int, timeout: float, fetch: Mapping[str, int]
+) -> tuple[float, int]:
+    """kafka-python poll + Avro decode only: seconds from the first record to the n-th, and errors.
+    ``fetch``: serve's fetch settings (``railbook.serve.fetch_settings``)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
-        max_poll_records=2000,
-        fetch_max_bytes=64 << 20,
         bootstrap_timeout_ms=10_000,
+        **fetch,
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
@@ -212,10 +215,11 @@ def _raw_consume(bootstrap: str, topic: str, n: int, timeout: float) -> tuple[fl
         consumer.close()
 
 
-def _raw_rate(bootstrap: str, topic: str, n: int) -> tuple[int, int]:
-    """``_raw_consume`` under the garbage-collector settings serve runs with: (events/s, errors)."""
+def _raw_rate(bootstrap: str, topic: str, n: int, options: ServeOptions) -> tuple[int, int]:
+    """``_raw_consume`` under the garbage-collector settings and with the fetch settings serve runs
+    with (``options``): (events/s, errors)."""
     with tuned_gc():  # railbook.serve._gc
-        secs, bad = _raw_consume(bootstrap, topic, n, timeout=max(120.0, n / 500))
+        secs, bad = _raw_consume(bootstrap, topic, n, max(120.0, n / 500), fetch_settings(options))
     return round(n / secs), bad
 
 
@@ -231,7 +235,7 @@ def _serve_run(
 
     def target() -> None:
         try:
-            with open_pipeline(config) as pipeline:
+            with open_pipeline(ledger_config(config, options)) as pipeline:
                 box["server"] = Server(config, pipeline, options)
                 ready.set()
                 box["stats"] = box["server"].run()
@@ -378,11 +382,6 @@ def bench_kafka(
             results["publish_per_s"] = round(n / (time.monotonic() - t))
             del events
 
-            err_console.print("raw consume (poll + Avro decode) …")
-            raw_before, bad = _raw_rate(bootstrap, topic, n)
-            results["raw_decode_errors"] = bad
-
-            err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
             opts = ServeOptions(
                 bootstrap,
                 group=f"{run}-e2e",
@@ -391,6 +390,11 @@ def bench_kafka(
                 idle_exit=60.0,
                 **how,
             )
+            err_console.print("raw consume (poll + Avro decode) …")
+            raw_before, bad = _raw_rate(bootstrap, topic, n, opts)
+            results["raw_decode_errors"] = bad
+
+            err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
             _, _, box = _serve_run(ctx, workdir, "e2e", opts)
             st: ServeStats = box["stats"]
             if st.messages < n or st.first_message_at is None or st.last_commit_at is None:
@@ -398,10 +402,10 @@ def bench_kafka(
             e2e_secs = st.last_commit_at - st.first_message_at
             results["serve_per_s"] = round(n / e2e_secs)
             # the reference again: one pass of it can land in a slow spell of a shared machine
-            # (seen: 16k and 38k/s in two runs minutes apart); the faster pass is the reference,
-            # the stricter comparison, as in ``railbook bench ledger``
+            # (a CPU-bound loop seen to take 1.6 s and 2.5 s a minute apart); the faster pass is
+            # the reference, the stricter comparison, as in ``railbook bench ledger``
             err_console.print("raw consume again, after serve …")
-            raw_after, _ = _raw_rate(bootstrap, topic, n)
+            raw_after, _ = _raw_rate(bootstrap, topic, n, opts)
             results["raw_consume_per_s_before_after"] = [raw_before, raw_after]
             results["raw_consume_per_s"] = max(raw_before, raw_after)
             results["serve_appended"] = st.appended

@@ -196,3 +196,22 @@ def test_a_writer_that_cannot_get_its_file_back_says_so(
     monkeypatch.undo()
     with Ledger.open(config) as again:  # nothing lost: the append had committed
         assert again.size == 15
+
+
+def _threads_setting(led: Ledger) -> int:
+    return int(led.connection().execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+
+def test_configured_duckdb_threads_hold_across_reconnects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_mod, "RECONNECT_ENTRIES", 1)
+    with Ledger.open(make_config(tmp_path)) as led:
+        default = _threads_setting(led)
+    wanted = default + 1  # not DuckDB's default, whatever the machine
+    with Ledger.open(make_config(tmp_path, threads=wanted)) as led:
+        assert _threads_setting(led) == wanted
+        first = led.connection()
+        led.append(records(10))
+        assert led.connection() is not first
+        assert _threads_setting(led) == wanted
