@@ -138,6 +138,24 @@ def test_segment_holds_its_range_in_seq_order(
     assert verify_ledger(config, segments=config.segments_dir).ok
 
 
+def test_segments_are_zstd_parquet(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    config = make_config(tmp_path, checkpoint_every=1000)
+    with Ledger.open(config) as led:
+        led.append(records(40))
+        led.checkpoint()
+    (path,) = config.segments_dir.glob("entries-*.parquet")
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == 40
+    codecs = {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    }
+    assert codecs == {"ZSTD"}
+
+
 def _row_group_blocks(con: duckdb.DuckDBPyConnection) -> dict[int, set[int]]:
     rows = con.execute(
         "SELECT row_group_id, block_id FROM pragma_storage_info('entries') WHERE block_id >= 0"
