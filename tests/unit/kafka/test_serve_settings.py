@@ -58,3 +58,20 @@ def test_serve_leaves_its_consumer_process_a_core(
     assert ledger_config(config, one) is config  # DuckDB's default: every core is serve's
     fixed = Config.model_validate({"ledger": {"threads": 4}})
     assert ledger_config(fixed, two) is fixed
+
+
+def test_serve_opens_its_ledger_with_those_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from railbook import serve as serve_mod
+    from railbook import wiring
+
+    opened: list[Config] = []
+
+    def open_pipeline(config: Config) -> Any:
+        opened.append(config)
+        raise _Stop
+
+    monkeypatch.setattr(wiring, "open_pipeline", open_pipeline)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(_Stop):
+        serve_mod.serve(Config(), ServeOptions("localhost:1", group="g", topics=("t",)))
+    assert opened[0].ledger.threads == 3
