@@ -393,6 +393,7 @@ def bench_kafka(
             err_console.print("raw consume (poll + Avro decode) …")
             raw_before, bad = _raw_rate(bootstrap, topic, n, opts)
             results["raw_decode_errors"] = bad
+            results["fetch_settings"] = fetch_settings(opts)  # the reference's and serve's alike
 
             err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
             _, _, box = _serve_run(ctx, workdir, "e2e", opts)

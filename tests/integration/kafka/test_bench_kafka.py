@@ -26,6 +26,7 @@ def test_bench_kafka_measures_raw_serve_and_latency(kafka_broker: str, tmp_path:
     results = doc["results"]
     assert results["events"] == 3000
     assert results["raw_decode_errors"] == 0
+    assert results["fetch_settings"]["max_poll_records"] == 1000  # serve's batch size, for both
     before, after = results["raw_consume_per_s_before_after"]
     assert results["raw_consume_per_s"] == max(before, after) > 0
     assert results["serve_appended"] == 3000  # every event of the stream, exactly once
