@@ -215,11 +215,11 @@ def _raw_consume(
         consumer.close()
 
 
-def _raw_rate(bootstrap: str, topic: str, n: int, options: ServeOptions) -> tuple[int, int]:
-    """``_raw_consume`` under the garbage-collector settings and with the fetch settings serve runs
-    with (``options``): (events/s, errors)."""
+def _raw_rate(bootstrap: str, topic: str, n: int, fetch: Mapping[str, int]) -> tuple[int, int]:
+    """``_raw_consume`` under the garbage-collector settings and with the fetch settings (``fetch``)
+    serve runs with: (events/s, errors)."""
     with tuned_gc():  # railbook.serve._gc
-        secs, bad = _raw_consume(bootstrap, topic, n, max(120.0, n / 500), fetch_settings(options))
+        secs, bad = _raw_consume(bootstrap, topic, n, max(120.0, n / 500), fetch)
     return round(n / secs), bad
 
 
@@ -390,10 +390,10 @@ def bench_kafka(
                 idle_exit=60.0,
                 **how,
             )
+            fetch = results["fetch_settings"] = fetch_settings(opts)  # the reference's and serve's alike
             err_console.print("raw consume (poll + Avro decode) …")
-            raw_before, bad = _raw_rate(bootstrap, topic, n, opts)
+            raw_before, bad = _raw_rate(bootstrap, topic, n, fetch)
             results["raw_decode_errors"] = bad
-            results["fetch_settings"] = fetch_settings(opts)  # the reference's and serve's alike
 
             err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
             _, _, box = _serve_run(ctx, workdir, "e2e", opts)
@@ -406,7 +406,7 @@ def bench_kafka(
             # (a CPU-bound loop seen to take 1.6 s and 2.5 s a minute apart); the faster pass is
             # the reference, the stricter comparison, as in ``railbook bench ledger``
             err_console.print("raw consume again, after serve …")
-            raw_after, _ = _raw_rate(bootstrap, topic, n, opts)
+            raw_after, _ = _raw_rate(bootstrap, topic, n, fetch)
             results["raw_consume_per_s_before_after"] = [raw_before, raw_after]
             results["raw_consume_per_s"] = max(raw_before, raw_after)
             results["serve_appended"] = st.appended
