@@ -61,3 +61,9 @@ def test_publish_and_serve_need_a_broker_address(tmp_path: Path, monkeypatch) ->
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["--ledger", str(tmp_path / "l.duckdb"), "serve"])
     assert result.exit_code == 2 and "pass --kafka HOST:PORT" in result.output
+
+
+def test_bench_kafka_needs_at_least_one_pass_per_side() -> None:
+    result = CliRunner().invoke(main, ["bench", "kafka", "--passes", "0"])
+    assert result.exit_code == 2  # a usage error, before any broker is started
+    assert "--passes" in result.output and "0 is not in the range x>=1" in result.output
