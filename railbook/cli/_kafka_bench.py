@@ -419,30 +419,30 @@ def bench_kafka(
                 **how,
             )
             fetch = results["fetch_settings"] = fetch_settings(opts)  # the reference's and serve's alike
-            # Each side `passes` times, alternating (raw, serve, raw, serve, …), and the faster pass of each:
-            # one pass can land in a slow spell of a shared machine (a CPU-bound loop seen to take
-            # 1.6 s and 2.5 s a minute apart; raw passes minutes apart differ by up to 1.4x), and
-            # the faster of several is the steadier estimate of either. Taking it for one side only
-            # (the reference, until 2026-12-07) biases the ratio against serve.
-            raw_rates: list[int] = []
-            serve_rates: list[int] = []
+            # Each side `passes` times, alternating (raw, serve, raw, serve, …), and the faster
+            # pass of each: one pass can land in a slow spell of a shared machine (a CPU-bound loop
+            # seen to take 1.6 s and 2.5 s a minute apart; raw passes minutes apart differ by up to
+            # 1.4x), and the faster of several is the steadier estimate of either. Taking it for
+            # one side only (the reference, until 2026-12-07) biases the ratio against serve.
+            raw_passes: list[tuple[int, int]] = []  # (events/s, decode errors)
+            serve_passes: list[tuple[int, ServeStats]] = []
             for k in range(passes):
                 err_console.print("raw consume (poll + Avro decode) …")
-                raw, bad = _raw_rate(bootstrap, topic, n, fetch)
-                raw_rates.append(raw)
-                results["raw_decode_errors"] = results.get("raw_decode_errors", 0) + bad
+                raw_passes.append(_raw_rate(bootstrap, topic, n, fetch))
                 err_console.print("railbook serve end to end (decode, Cedar, durable append) …")
                 # a group and a fresh ledger of its own per pass: each reads the whole topic
-                per_s, st = _serve_pass(ctx, workdir, replace(opts, group=f"{opts.group}-{k + 1}"), n)
-                if per_s > max(serve_rates, default=0):
-                    results["serve_appended"] = st.appended
-                    results["serve_decoded_in_serve"] = st.decoded_in_serve
-                    results["serve_violations"] = st.violations
-                serve_rates.append(per_s)
-            results["raw_consume_per_s_passes"] = raw_rates
-            results["raw_consume_per_s"] = max(raw_rates)
-            results["serve_per_s_passes"] = serve_rates
-            results["serve_per_s"] = max(serve_rates)
+                serve_passes.append(
+                    _serve_pass(ctx, workdir, replace(opts, group=f"{opts.group}-{k + 1}"), n)
+                )
+            fastest = max(serve_passes, key=lambda p: p[0])[1]
+            results["raw_decode_errors"] = sum(bad for _, bad in raw_passes)
+            results["raw_consume_per_s_passes"] = [per_s for per_s, _ in raw_passes]
+            results["raw_consume_per_s"] = max(results["raw_consume_per_s_passes"])
+            results["serve_per_s_passes"] = [per_s for per_s, _ in serve_passes]
+            results["serve_per_s"] = max(results["serve_per_s_passes"])
+            results["serve_appended"] = fastest.appended
+            results["serve_decoded_in_serve"] = fastest.decoded_in_serve
+            results["serve_violations"] = fastest.violations
             results["serve_ratio"] = round(results["serve_per_s"] / results["raw_consume_per_s"], 3)
 
             err_console.print(f"latency: {rate} events/s for {latency_seconds:g}s …")

@@ -31,13 +31,13 @@ def _capture(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_raw_reference_and_serve_fetch_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     options = ServeOptions("localhost:1", group="g", topics=("t",), batch_size=3000)
+    fetch = fetch_settings(options)
     seen = _capture(monkeypatch)
     with pytest.raises(_Stop):
         make_consumer(options, ["t"], listener=None)
     with pytest.raises(_Stop):
-        _kafka_bench._raw_consume("localhost:1", "t", 10, 1.0, fetch_settings(options))
+        _kafka_bench._raw_consume("localhost:1", "t", 10, 1.0, fetch)
     serve_kwargs, raw_kwargs = seen
-    fetch = fetch_settings(options)
     assert fetch["max_poll_records"] == 3000
     assert fetch["max_partition_fetch_bytes"] > options.max_message_bytes  # a dead-letter-sized message fits
     for key, value in fetch.items():
