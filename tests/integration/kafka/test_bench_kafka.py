@@ -36,4 +36,7 @@ def test_bench_kafka_measures_raw_serve_and_latency(kafka_broker: str, tmp_path:
     assert results["serve_ratio"] == round(results["serve_per_s"] / results["raw_consume_per_s"], 3)
     assert 0 < results["latency_p50_ms"] <= results["latency_p99_ms"]
     assert results["latency_rate_target_per_s"] == 200  # --rate, not a rate measured before it
+    # a spike can be placed: how many events took over 1 s, and when the worst was published
+    assert 0 <= results["latency_over_1s"] <= results["latency_measured"]
+    assert 0 <= results["latency_worst_at_s"] <= 2.5  # a 2 s phase at --rate
     assert "ratio end to end / raw" in done.stdout
