@@ -272,6 +272,10 @@ def _passes_note(rates: list[int]) -> str:
     return f"  (faster of {' / '.join(f'{r:,}' for r in rates)})" if len(rates) > 1 else ""
 
 
+#: issue 6's latency target: publish→ledger p99 under this many milliseconds
+_LATENCY_TARGET_MS = 1000
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -469,7 +473,8 @@ def bench_kafka(
     left = results["serve_decoded_in_serve"] / n
     table.add_row("decoded in serve (balance)", f"{left:.0%} of the messages")
     table.add_row(f"latency p50 at {rate}/s", f"{results['latency_p50_ms']:.0f} ms")
-    table.add_row(f"latency p99 at {rate}/s", f"{results['latency_p99_ms']:.0f} ms  (target < 1000 ms)")
+    target = f"target < {_LATENCY_TARGET_MS} ms"
+    table.add_row(f"latency p99 at {rate}/s", f"{results['latency_p99_ms']:.0f} ms  ({target})")
     if results["latency_over_1s"]:
         when = f"the worst published ~{results['latency_worst_at_s']:g} s into the phase"
         table.add_row("events over 1 s", f"{results['latency_over_1s']:,}  ({when})")
@@ -528,7 +533,7 @@ def _latency(
         "latency_p99_ms": round(_pct(lat, 0.99), 1),
         "latency_max_ms": round(max(lat), 1) if lat else None,
         "latency_mean_ms": round(statistics.fmean(lat), 1) if lat else None,
-        "latency_over_1s": sum(1 for ms in lat if ms > 1000),
+        "latency_over_1s": sum(1 for ms in lat if ms > _LATENCY_TARGET_MS),
         # in commit order, which on the phase's one partition is publish order: the k-th event was
         # published about k / rate seconds into the phase (places a spike: the join, or a stall)
         "latency_worst_at_s": round(lat.index(max(lat)) / rate, 1) if lat else None,
